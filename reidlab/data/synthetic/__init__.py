@@ -1,0 +1,1 @@
+"""The procedural synthetic ReID world (filled in by the synthetic-world work)."""
