@@ -168,3 +168,225 @@ def test_image_dataset_items_and_decode_error(tmp_path):
     Path(ds.train[0].path).write_bytes(b"broken")
     with pytest.raises(OSError, match=r"cannot decode image .*0002_c1s1_000451_03\.jpg"):
         dataset[0]
+
+
+# --------------------------------------------------------------------------- MSMT17
+MSMT_LISTS = {
+    "train": [("0000/0000_000_01_0303morning_0015_0.jpg", 0), ("0000/0000_001_03_0303morning_0016_0.jpg", 0),
+              ("0001/0001_000_02_0303noon_0100_1.jpg", 1)],
+    "val": [("0001/0001_002_05_0303noon_0200_0.jpg", 1)],
+    "query": [("0000/0000_000_07_0304morning_0001_0.jpg", 0)],
+    "gallery": [("0000/0000_001_08_0304morning_0002_0.jpg", 0), ("0001/0001_000_15_0304noon_0003_0.jpg", 1)],
+}
+
+
+def write_msmt_tree(base: Path, version: str = "v1") -> Path:
+    root = base / ("MSMT17_V1" if version == "v1" else "MSMT17_V2")
+    train_dir, test_dir = ("train", "test") if version == "v1" else ("mask_train_v2", "mask_test_v2")
+    for split, entries in MSMT_LISTS.items():
+        folder = root / (train_dir if split in ("train", "val") else test_dir)
+        for relative, _ in entries:
+            write_image(folder / relative)
+        (root / f"list_{split}.txt").write_text("".join(f"{p} {label}\n" for p, label in entries))
+    return root
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_msmt17_lists_cameras_and_with_val(tmp_path, version):
+    write_msmt_tree(tmp_path, version)
+    ds = load_quiet("msmt17", tmp_path)
+    assert ds.options == {"version": version, "with_val": True}
+    assert (len(ds.train), len(ds.query), len(ds.gallery)) == (4, 1, 2)
+    assert sorted(s.camid for s in ds.train) == [0, 1, 2, 4]
+    assert sorted(s.camid for s in ds.gallery) == [7, 14]
+    assert "list_val" in ds.summary().loc["train", "notes"]
+    no_val = load_quiet("msmt17", tmp_path, with_val=False, version=version)
+    assert len(no_val.train) == 3 and "excluded" in no_val.summary().loc["train", "notes"]
+
+
+def test_msmt17_all_is_a_training_source_with_every_identity(tmp_path):
+    write_msmt_tree(tmp_path)
+    ds = load_quiet("msmt17_all", tmp_path)
+    assert len(ds.train) == 7 and ds.num_train_pids == 4  # train ids 0,1 + test ids 0,1 (offset by 2)
+    assert sorted({s.raw_pid for s in ds.train}) == [0, 1, 2, 3]
+    assert ds.query == [] and ds.gallery == []
+    assert ds.summary().loc["query", "images"] == 0
+
+
+def test_msmt17_missing_listed_file_is_reported_and_wrong_version_errors(tmp_path):
+    root = write_msmt_tree(tmp_path)
+    (root / "test" / "0001" / "0001_000_15_0304noon_0003_0.jpg").unlink()
+    with pytest.warns(SkippedFileWarning, match="listed in list_gallery.txt but missing"):
+        ds = load_dataset("msmt17", tmp_path)
+    assert len(ds.gallery) == 1
+    with pytest.raises(FileNotFoundError, match=r"msmt17: no dataset found .*mask_train_v2"):
+        load_dataset("msmt17", tmp_path, version="v2")
+
+
+# --------------------------------------------------------------------------- RandPerson
+def test_randperson_training_only_with_scene_camera_ids(tmp_path):
+    root = tmp_path / "randperson_subset"
+    for name in ("000000_s00_c00_f000264", "000000_s01_c00_f000100", "000003_s00_c01_f000001"):
+        write_image(root / f"{name}.jpg")
+    ds = load_quiet("randperson", tmp_path)
+    assert [s.pid for s in ds.train] == [0, 0, 1] and [s.camid for s in ds.train] == [0, 2, 1]
+    assert ds.query == [] and ds.gallery == [] and ds.num_train_cams == 3
+    assert list(ds.summary()["images"]) == [3, 0, 0]
+
+
+# --------------------------------------------------------------------------- Occluded-REID
+def write_occluded_reid_tree(base: Path) -> Path:
+    root = base / "Occluded_REID"
+    for pid in (1, 2):
+        for k in (1, 2):
+            write_image(root / "occluded_body_images" / f"{pid:03d}" / f"{pid:03d}_{k:02d}.tif")
+            write_image(root / "whole_body_images" / f"{pid:03d}" / f"{pid:03d}_{k:02d}.jpg")
+    return root
+
+
+def test_occluded_reid_original_release_and_camera_convention(tmp_path):
+    root = write_occluded_reid_tree(tmp_path)
+    ds = load_quiet("occluded_reid", tmp_path)
+    assert (len(ds.train), len(ds.query), len(ds.gallery)) == (0, 4, 4)
+    assert {s.camid for s in ds.query} == {0} and {s.camid for s in ds.gallery} == {2}
+    assert [s.pid for s in ds.query] == [1, 1, 2, 2] and ds.query[0].path.endswith("001_01.tif")
+    other = load_quiet("occluded_reid", root, query_camid=1, gallery_camid=4)
+    assert {s.camid for s in other.query} == {1} and {s.camid for s in other.gallery} == {4}
+    write_image(root / "whole_body_images" / "002" / "003_01.jpg")  # wrong person folder
+    with pytest.warns(SkippedFileWarning, match="does not match its person folder"):
+        load_dataset("occluded_reid", root)
+
+
+def test_occluded_reid_renamed_layout(tmp_path):
+    root = tmp_path / "OccludedREID"
+    write_image(root / "query" / "0001_c1s1_000050_00.tif")
+    write_image(root / "bounding_box_test" / "0001_c3s3_000050_00.tif")
+    ds = load_quiet("occluded_reid", tmp_path)
+    assert ds.query[0].camid == 0 and ds.gallery[0].camid == 2 and ds.query[0].pid == 1
+
+
+# --------------------------------------------------------------------------- SYSU-MM01
+def write_sysu_tree(base: Path) -> Path:
+    root = base / "SYSU-MM01"
+    train, val, test = [1, 2], [3], [4, 5]
+    for pid in train + val + test:
+        for cam in range(1, 7):
+            if pid == 5 and cam == 5:
+                continue  # not every identity appears in every camera
+            for index in range(3 if pid in test else 1):
+                write_image(root / f"cam{cam}" / f"{pid:04d}" / f"{index + 1:04d}.jpg")
+    (root / "exp").mkdir(parents=True)
+    for name, ids in (("train", train), ("val", val), ("test", test)):
+        (root / "exp" / f"{name}_id.txt").write_text(",".join(str(i) for i in ids))
+    return root
+
+
+def test_sysu_mm01_train_query_and_modalities(tmp_path):
+    write_sysu_tree(tmp_path)
+    ds = load_quiet("sysu_mm01", tmp_path)
+    assert len(ds.train) == 3 * 6 and ds.num_train_pids == 3  # train + val ids
+    assert {s.modality for s in ds.train if s.camid in (2, 5)} == {"ir"}
+    assert {s.modality for s in ds.train if s.camid in (0, 1, 3, 4)} == {"rgb"}
+    assert {s.pid for s in ds.train if s.modality == "ir"} == {s.pid for s in ds.train if s.modality == "rgb"}
+    assert {(s.raw_pid, s.pid) for s in ds.train} == {(1, 0), (2, 1), (3, 2)}
+    assert len(ds.query) == 2 * 2 * 3 and {s.camid for s in ds.query} == {2, 5}
+    assert {s.modality for s in ds.query} == {"ir"} and {s.pid for s in ds.query} == {4, 5}
+    # single-shot all-search: one image per (test id, RGB camera) holding that id; pid 5 lacks camera 5
+    assert len(ds.gallery) == 4 + 3 and {s.modality for s in ds.gallery} == {"rgb"}
+    assert ds.options == {"mode": "all", "shot": 1, "trial": 0, "gallery_seed": 2019}
+
+
+def test_sysu_mm01_gallery_is_deterministic_per_trial(tmp_path):
+    root = write_sysu_tree(tmp_path)
+    galleries = {t: [s.path for s in load_quiet("sysu_mm01", tmp_path, trial=t).gallery] for t in range(4)}
+    assert galleries[1] == [s.path for s in load_quiet("sysu_mm01", tmp_path, trial=1).gallery]
+    assert len({tuple(g) for g in galleries.values()}) > 1  # different trials draw different galleries
+    rng = __import__("random").Random(2019 + 33 * 2)  # the documented rule, reproduced by hand
+    expected = []
+    for pid in (4, 5):
+        for cam in (1, 2, 4, 5):
+            files = sorted((root / f"cam{cam}" / f"{pid:04d}").glob("*.jpg"))
+            if files:
+                expected.append(str(rng.choice(files)))
+    assert galleries[2] == expected
+
+
+def test_sysu_mm01_indoor_multishot_and_bad_options(tmp_path):
+    root = write_sysu_tree(tmp_path)
+    indoor = load_quiet("sysu_mm01", tmp_path, mode="indoor")
+    assert {s.camid for s in indoor.gallery} == {0, 1} and len(indoor.gallery) == 4
+    assert len(indoor.query) == 12  # queries are every IR test image in both modes
+    multi = load_quiet("sysu_mm01", tmp_path, shot=10)
+    assert len(multi.gallery) == 7 * 3  # all 3 images when fewer than 10 exist
+    for kwargs, message in (({"mode": "outdoor"}, "mode"), ({"shot": 5}, "shot"), ({"trial": 10}, "trial")):
+        with pytest.raises(ValueError, match=f"sysu_mm01: {message}"):
+            load_dataset("sysu_mm01", tmp_path, **kwargs)
+    (root / "exp" / "test_id.txt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"sysu_mm01: expected file .*test_id.txt is missing"):
+        load_dataset("sysu_mm01", tmp_path)
+
+
+# --------------------------------------------------------------------------- RegDB
+def write_regdb_tree(base: Path, trials=(1, 2)) -> Path:
+    root = base / "RegDB"
+    for trial in trials:
+        for split, ids in (("train", [10 + trial, 20]), ("test", [30, 40 + trial])):
+            for spectrum, folder, prefix in (("visible", "Visible", "v"), ("thermal", "Thermal", "t")):
+                lines = []
+                for label, person in enumerate(ids):
+                    for k in range(2):
+                        relative = f"{folder}/{person}/male_front_{prefix}_{person:05d}_{k}.bmp"
+                        write_image(root / relative)
+                        lines.append(f"{relative} {label}\n")
+                (root / "idx").mkdir(parents=True, exist_ok=True)
+                (root / "idx" / f"{split}_{spectrum}_{trial}.txt").write_text("".join(lines))
+    return root
+
+
+def test_regdb_trials_directions_and_cameras(tmp_path):
+    write_regdb_tree(tmp_path)
+    ds = load_quiet("regdb", tmp_path)
+    assert ds.options == {"trial": 1, "direction": "visible_to_thermal"}
+    assert len(ds.train) == 8 and ds.num_train_pids == 2
+    assert {(s.modality, s.camid) for s in ds.train} == {("rgb", 0), ("ir", 1)}
+    assert {s.modality for s in ds.query} == {"rgb"} and {s.modality for s in ds.gallery} == {"ir"}
+    assert {s.camid for s in ds.query} == {0} and {s.camid for s in ds.gallery} == {1}
+    assert any("/11/" in s.path for s in ds.train)
+    swapped = load_quiet("regdb", tmp_path, direction="thermal_to_visible")
+    assert [s.path for s in swapped.query] == [s.path for s in ds.gallery]
+    trial2 = load_quiet("regdb", tmp_path, trial=2)
+    assert any("/12/" in s.path for s in trial2.train) and not any("/11/" in s.path for s in trial2.train)
+    assert [s.path for s in load_quiet("regdb", tmp_path, trial=2).gallery] == [s.path for s in trial2.gallery]
+    with pytest.raises(FileNotFoundError, match=r"regdb: expected file .*train_visible_3.txt is missing"):
+        load_dataset("regdb", tmp_path, trial=3)
+    with pytest.raises(ValueError, match="regdb: direction"):
+        load_dataset("regdb", tmp_path, direction="both")
+
+
+# --------------------------------------------------------------------------- Market attributes
+def test_market_attributes_from_mat_file(tmp_path):
+    import numpy as np
+    from scipy.io import savemat
+
+    from reidlab.data.market_attributes import attribute_records, load_market_attributes
+
+    def split_struct(pids, gender, upred):
+        return {"image_index": np.array([f"{p:04d}" for p in pids], dtype=object),
+                "gender": np.array([gender]), "age": np.array([[2, 3]]), "backpack": np.array([[2, 1]]),
+                "upred": np.array([upred]), "upblack": np.array([[1, 2]]), "downblue": np.array([[2, 2]]),
+                "up": np.array([[1, 2]]), "down": np.array([[1, 1]])}
+
+    folder = tmp_path / "Market-1501_Attribute"
+    folder.mkdir()
+    savemat(folder / "market_attribute.mat", {"market_attribute": {
+        "train": split_struct([2, 7], [1, 2], [2, 1]), "test": split_struct([1, 3], [2, 2], [1, 1])}})
+    table = load_market_attributes(tmp_path)
+    assert len(table) == 4 and set(table["split"]) == {"train", "test"}
+    row = table[(table.split == "train") & (table.pid == 7)].iloc[0]
+    assert row["gender"] == 2 and row["age"] == 3
+    records = attribute_records(folder / "market_attribute.mat")
+    assert records[("train", 2)]["gender"] == "male" and records[("train", 2)]["carrying"] == ["backpack"]
+    assert records[("train", 2)]["up_colors"] == ["red"] and records[("train", 7)]["up_colors"] == ["black"]
+    assert records[("test", 1)]["down_colors"] == ["blue"] and records[("test", 3)]["up"] == "short sleeves"
+    with pytest.raises(FileNotFoundError, match="market_attribute.mat not found"):
+        load_market_attributes(tmp_path / "nothing")

@@ -3,7 +3,15 @@
 Importing this package registers every dataset family; :func:`list_datasets` names them.
 """
 
-from reidlab.data import market_style  # noqa: F401  (registers market1501, dukemtmc, cuhk03_np, occluded_duke)
+# Importing a family module registers its datasets.
+from reidlab.data import (  # noqa: F401
+    market_style,
+    msmt17,
+    occluded_reid,
+    randperson,
+    regdb,
+    sysu_mm01,
+)
 from reidlab.data.image_dataset import ImageDataset
 from reidlab.data.records import ReIDDataset, Sample
 from reidlab.data.registry import list_datasets, load_dataset, register_dataset

@@ -34,7 +34,8 @@ def find_dataset_root(
 ) -> Path:
     """Return the dataset folder: ``root`` itself or ``root/<candidate>[/<candidate>]``.
 
-    A folder qualifies when it contains at least one of ``markers`` (relative paths). The error
+    A folder qualifies when it contains at least one of ``markers`` (relative paths or glob
+    patterns). The error
     names the dataset, every folder looked at and the expected ``layout``.
     """
     base = default_root(root)
@@ -45,12 +46,19 @@ def find_dataset_root(
         looked.append(base / first)
         looked.extend(base / first / second for second in candidates)
     for folder in looked:
-        if folder.is_dir() and any((folder / marker).exists() for marker in markers):
+        if folder.is_dir() and any(_has_marker(folder, marker) for marker in markers):
             return folder
     tried = "\n  ".join(str(p) for p in looked if p == base or p.parent == base)
     raise FileNotFoundError(
         f"{dataset}: no dataset found under {base} (none of {list(markers)} in:\n  {tried})\nExpected layout:\n{layout}"
     )
+
+
+def _has_marker(folder: Path, marker: str) -> bool:
+    """``marker`` is a relative path, or a glob pattern such as ``"*.jpg"``."""
+    if "*" in marker:
+        return next(iter(folder.glob(marker)), None) is not None
+    return (folder / marker).exists()
 
 
 def require_dir(path: Path, dataset: str, layout: str) -> Path:
