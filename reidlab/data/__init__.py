@@ -15,12 +15,15 @@ from reidlab.data import (  # noqa: F401
 from reidlab.data.image_dataset import ImageDataset
 from reidlab.data.records import ReIDDataset, Sample
 from reidlab.data.registry import list_datasets, load_dataset, register_dataset
+from reidlab.data.samplers import CrossModalitySampler, PKSampler
 from reidlab.data.transforms import build_test_transform, build_train_transform
 
 # isort: split
 from reidlab.data import synthetic  # noqa: F401  (registers synth_* presets; imported last)
 
 __all__ = [
+    "CrossModalitySampler",
+    "PKSampler",
     "ImageDataset",
     "ReIDDataset",
     "Sample",
