@@ -109,18 +109,21 @@ def top_k(distmat, q_pids, g_pids, q_camids, g_camids, query_index: int, k: int,
 def pick_queries(result, mode: str = "worst", n: int = 4) -> np.ndarray:
     """Indices of the ``n`` worst (lowest AP) or best (highest AP) valid queries.
 
-    ``result`` is a :class:`PerQueryResult`, an array of per-query AP values (NaN = no valid
-    match), or any object with a ``per_query_ap`` / ``ap`` array attribute. Ties keep query order.
+    ``result`` is a :class:`PerQueryResult`, an evaluation ``RankResult`` (its ``query_ap``), an
+    array of per-query AP values (NaN = no valid match), or any object with a ``query_ap`` /
+    ``per_query_ap`` / ``ap`` array attribute. Ties keep query order.
     """
     if mode not in ("worst", "best"):
         raise ValueError(f"mode: expected 'worst' or 'best', got {mode!r}")
     if n < 0:
         raise ValueError(f"n: expected a non-negative count, got {n}")
     ap = result
-    for attr in ("per_query_ap", "ap"):
-        if hasattr(result, attr) and not isinstance(result, np.ndarray | torch.Tensor | list):
-            ap = getattr(result, attr)
-            break
+    if not isinstance(result, np.ndarray | torch.Tensor | list | tuple):
+        arrays = [getattr(result, a, None) for a in ("query_ap", "per_query_ap", "ap")]
+        arrays = [a for a in arrays if isinstance(a, np.ndarray | torch.Tensor | list)]
+        if not arrays:
+            raise TypeError(f"{type(result).__name__} carries no per-query AP array (query_ap / per_query_ap / ap)")
+        ap = arrays[0]
     ap = _np(ap, "per-query AP", np.float64)
     valid = np.flatnonzero(~np.isnan(ap))
     key = ap[valid] if mode == "worst" else -ap[valid]

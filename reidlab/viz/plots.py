@@ -83,7 +83,8 @@ def plot_distance_histograms(
     centers = 0.5 * (edges[:-1] + edges[1:])
     width = np.diff(edges)
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    for counts, name, color in ((neg, "negatives (different ID)", "#d62728"), (pos, "positives (same ID)", "#2ca02c")):
+    groups = ((neg, "negatives (different ID)", "#d62728"), (pos, "positives (same ID, other camera)", "#2ca02c"))
+    for counts, name, color in groups:
         total = counts.sum()
         density = counts / (total * width) if total else counts.astype(float)
         mean = float((counts * centers).sum() / total) if total else float("nan")

@@ -123,7 +123,7 @@ def plot_ranking(
     heading = title or f"Top-{topk} retrieval"
     legend = "blue = query, green border = same identity, red = different identity"
     if cam is not None:
-        legend += f"; overlay: {cam.method}"
+        legend += f"; overlay: {cam.method} (red = most relevant)"
     fig.suptitle(f"{heading}\n{legend}", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     save_figure(fig, save)
