@@ -390,3 +390,9 @@ def test_market_attributes_from_mat_file(tmp_path):
     assert records[("test", 1)]["down_colors"] == ["blue"] and records[("test", 3)]["up"] == "short sleeves"
     with pytest.raises(FileNotFoundError, match="market_attribute.mat not found"):
         load_market_attributes(tmp_path / "nothing")
+
+
+def test_root_none_means_the_lab_data_folder(tmp_path, monkeypatch):
+    write_market_tree(tmp_path)
+    monkeypatch.setenv("REIDLAB_DATA", str(tmp_path))
+    assert load_quiet("market1501", None).root == str(tmp_path / "Market-1501-v15.09.15")

@@ -66,18 +66,19 @@ def random_erasing(
     in_rows = (ys[None] >= top[:, None]) & (ys[None] < (top + eh)[:, None])
     in_cols = (xs[None] >= left[:, None]) & (xs[None] < (left + ew)[:, None])
     mask = (in_rows[:, :, None] & in_cols[:, None, :] & apply[:, None, None])[:, None]  # (B, 1, H, W)
+    out = images.clone()
     if isinstance(fill, str):
-        if fill == "pixel":
-            value = torch.randn(images.shape, device=device, dtype=images.dtype, generator=generator)
-        elif fill == "zero":
-            value = torch.zeros((), device=device, dtype=images.dtype)
-        else:
+        if fill not in ERASING_FILLS:
             raise ValueError(f"erasing fill must be one of {ERASING_FILLS} or numbers, got {fill!r}")
-    else:
-        value = torch.as_tensor(fill, device=device, dtype=images.dtype).reshape(-1, 1, 1)
-        if value.numel() not in (1, c):
-            raise ValueError(f"erasing fill needs 1 or {c} values, got {value.numel()}")
-    return torch.where(mask, value, images)
+        if fill == "zero":
+            return out.masked_fill_(mask, 0)
+        # noise only for the erased pixels (filled in memory order)
+        noise = torch.randn(int(mask.sum()) * c, device=device, dtype=images.dtype, generator=generator)
+        return out.masked_scatter_(mask, noise)
+    value = torch.as_tensor(fill, device=device, dtype=images.dtype).reshape(-1, 1, 1)
+    if value.numel() not in (1, c):
+        raise ValueError(f"erasing fill needs 1 or {c} values, got {value.numel()}")
+    return torch.where(mask, value, out)
 
 
 class RandomErasing(torch.nn.Module):

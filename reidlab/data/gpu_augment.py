@@ -28,25 +28,41 @@ def _uniform(n: int, low: float, high: float, device: torch.device, generator: t
 
 def random_flip(images: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Mirror each image left-right with probability ``p``."""
-    flip = torch.rand(len(images), device=images.device, generator=generator) < p
-    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+    return random_flip_pad_crop(images, flip_p=p, padding=0, generator=generator)
 
 
 def random_pad_crop(images: torch.Tensor, padding: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Same as zero-padding by ``padding`` and cropping the original size at a random offset per image."""
-    if padding <= 0:
-        return images
+    return random_flip_pad_crop(images, flip_p=0.0, padding=padding, generator=generator)
+
+
+def random_flip_pad_crop(
+    images: torch.Tensor, *, flip_p: float, padding: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Random horizontal flip, then zero pad + random crop, as one gather (no padded or flipped copy).
+
+    Output pixel (y, x) of image b reads source row ``y + dy_b`` and column ``x + dx_b`` of the
+    (possibly mirrored) image, or 0 outside it; dy, dx are uniform in [-padding, padding].
+    """
     b, c, h, w = images.shape
     device = images.device
-    dy = torch.randint(0, 2 * padding + 1, (b,), device=device, generator=generator) - padding
-    dx = torch.randint(0, 2 * padding + 1, (b,), device=device, generator=generator) - padding
+    flip = torch.rand(b, device=device, generator=generator) < flip_p if flip_p > 0 else None
+    if padding > 0:
+        dy = torch.randint(0, 2 * padding + 1, (b,), device=device, generator=generator) - padding
+        dx = torch.randint(0, 2 * padding + 1, (b,), device=device, generator=generator) - padding
+    else:
+        dy = dx = torch.zeros(b, dtype=torch.long, device=device)
+    if flip is None and padding <= 0:
+        return images
     rows = torch.arange(h, device=device)[None] + dy[:, None]  # (B, H) source rows
-    cols = torch.arange(w, device=device)[None] + dx[:, None]  # (B, W) source columns
+    cols = torch.arange(w, device=device)[None] + dx[:, None]  # (B, W) columns of the mirrored image
     inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-    batch = torch.arange(b, device=device)[:, None, None]
-    gathered = images[batch, :, rows.clamp(0, h - 1)[:, :, None], cols.clamp(0, w - 1)[:, None, :]]  # (B,H,W,C)
-    gathered = gathered * inside[..., None].to(gathered.dtype)
-    return gathered.permute(0, 3, 1, 2).contiguous()
+    cols = cols.clamp(0, w - 1)
+    if flip is not None:
+        cols = torch.where(flip[:, None], w - 1 - cols, cols)
+    flat = rows.clamp(0, h - 1)[:, :, None] * w + cols[:, None, :]  # (B, H, W) source offsets
+    out = images.reshape(b, c, h * w).gather(2, flat.view(b, 1, h * w).expand(b, c, h * w)).view(b, c, h, w)
+    return out * inside[:, None].to(out.dtype) if padding > 0 else out
 
 
 def grayscale(images: torch.Tensor) -> torch.Tensor:
@@ -105,8 +121,11 @@ class GPUNormalize(torch.nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        floats = images.float() / 255 if images.dtype == torch.uint8 else images.float()
-        return (floats - self.mean.to(images.device)) / self.std.to(images.device)
+        scale = (255 if images.dtype == torch.uint8 else 1) * self.std.to(images.device)
+        out = images.float()  # a copy for uint8 input, then normalised in place
+        if out.data_ptr() == images.data_ptr():
+            out = out.clone()
+        return out.div_(scale).sub_(self.mean.to(images.device) / self.std.to(images.device))
 
 
 class GPUTrainAugment(torch.nn.Module):
@@ -145,9 +164,7 @@ class GPUTrainAugment(torch.nn.Module):
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"GPUTrainAugment expects (B, 3, H, W), got {tuple(images.shape)}")
-        if self.flip_p > 0:
-            images = random_flip(images, self.flip_p, generator)
-        images = random_pad_crop(images, self.padding, generator)
+        images = random_flip_pad_crop(images, flip_p=self.flip_p, padding=self.padding, generator=generator)
         floats = images.float() / 255 if images.dtype == torch.uint8 else images.float()
         if self.jitter is not None:
             floats = random_color_jitter(floats, self.jitter, generator)
