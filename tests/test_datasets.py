@@ -396,3 +396,13 @@ def test_root_none_means_the_lab_data_folder(tmp_path, monkeypatch):
     write_market_tree(tmp_path)
     monkeypatch.setenv("REIDLAB_DATA", str(tmp_path))
     assert load_quiet("market1501", None).root == str(tmp_path / "Market-1501-v15.09.15")
+
+
+def test_load_available_returns_only_present_datasets(tmp_path):
+    write_market_tree(tmp_path)
+    write_sysu_tree(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkippedFileWarning)
+        found = data.load_available(root=tmp_path)
+    assert sorted(found) == ["market1501", "sysu_mm01"]
+    assert data.load_available(["regdb"], root=tmp_path) == {}

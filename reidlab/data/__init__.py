@@ -14,7 +14,7 @@ from reidlab.data import (  # noqa: F401
 )
 from reidlab.data.image_dataset import ImageDataset
 from reidlab.data.records import ReIDDataset, Sample
-from reidlab.data.registry import list_datasets, load_dataset, register_dataset
+from reidlab.data.registry import list_datasets, load_available, load_dataset, register_dataset
 from reidlab.data.samplers import CrossModalitySampler, PKSampler
 from reidlab.data.transforms import build_test_transform, build_train_transform
 
@@ -30,6 +30,7 @@ __all__ = [
     "build_test_transform",
     "build_train_transform",
     "list_datasets",
+    "load_available",
     "load_dataset",
     "register_dataset",
 ]

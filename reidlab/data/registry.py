@@ -52,3 +52,21 @@ def load_dataset(name: str, root: str | Path | None = None, **options: Any) -> R
     if not isinstance(dataset, ReIDDataset):
         raise TypeError(f"loader for {name!r} returned {type(dataset).__name__}, expected ReIDDataset")
     return dataset.check()
+
+
+def load_available(
+    names: list[str] | None = None, root: str | Path | None = None
+) -> dict[str, ReIDDataset]:
+    """Every dataset of ``names`` (default: all real, non-``synth_`` names) that is present under ``root``.
+
+    A dataset whose folder is missing (``FileNotFoundError``) is left out; any other problem with a
+    dataset that is present (empty split, bad list file) raises.
+    """
+    names = [n for n in list_datasets() if not n.startswith("synth_")] if names is None else names
+    found: dict[str, ReIDDataset] = {}
+    for name in names:
+        try:
+            found[name] = load_dataset(name, root)
+        except FileNotFoundError:
+            continue
+    return found
