@@ -9,7 +9,7 @@ Market-1501 parser. From the shell::
 
 from __future__ import annotations
 
-from .generate import GENERATOR_VERSION, ensure, generate, is_complete, plan_world, world_dir
+from .generator import GENERATOR_VERSION, ensure, generate, is_complete, plan_world, world_dir
 from .presets import PRESETS, SIZES, Preset, get_preset
 from .registration import load_synthetic, register_presets
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from .generate import generate, is_complete, world_dir
+from .generator import generate, is_complete, world_dir
 from .presets import PRESETS, SIZES
 
 

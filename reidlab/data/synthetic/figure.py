@@ -222,7 +222,7 @@ def render_figure(fig: FigureBatch, height: int, width: int, canvas: Canvas | No
     t_y0 = fig.top + s * (y_sh - 0.01)
     t_y1 = fig.top + s * (y_hip + 0.03)
     hw0 = proj.width(sh_hw, body_dz)
-    hw1 = proj.width(hip_hw + 0.006, body_dz + 0.004)
+    hw1 = proj.width(hip_hw + 0.016, body_dz + 0.004)
     lean = 0.06 * fig.amp * proj.sin
     torso = tapered_box(cv, tx, t_y0, t_y1, hw0, hw1, tz, proj.depth(sh_hw, body_dz), s * 0.035, lean)
     if not torso.win.empty:
@@ -279,9 +279,9 @@ def render_figure(fig: FigureBatch, height: int, width: int, canvas: Canvas | No
     n1 = proj(zero, y_sh + 0.02, zero)
     neck = capsule(cv, n0[0], n0[1], n1[0], n1[1], s * 0.024, s * 0.028, n0[2], n1[2])
     paint(cv, neck, skin * _shade(fig, neck, 0.7) * 0.92)
-    hx, hy, hz = proj(zero, 0.068, zero)
-    rx = s * (0.047 + 0.004 * (fig.hair_length > 0).to(torch.float32))
-    head = ellipse(cv, hx, hy, rx, s * 0.066, hz, s * 0.05)
+    hx, hy, hz = proj(zero, 0.07, zero)
+    rx = s * (0.05 + 0.004 * (fig.hair_length > 0).to(torch.float32))
+    head = ellipse(cv, hx, hy, rx, s * 0.07, hz, s * 0.05)
     if not head.win.empty:
         nx, ny = head.u, head.t * 2.0 - 1.0
         nz = torch.sqrt((1.0 - nx * nx - ny * ny).clamp_min(0.0))
@@ -298,7 +298,7 @@ def render_figure(fig: FigureBatch, height: int, width: int, canvas: Canvas | No
                 ang = fig.theta + off
                 ex = (torch.sin(ang) * 0.62).view(-1, 1, 1)
                 vis = ((torch.cos(ang) - 0.3) * 4).clamp(0, 1).view(-1, 1, 1)
-                d2 = ((nx - ex) * rx.view(-1, 1, 1)) ** 2 + ((ny - 0.08) * s.view(-1, 1, 1) * 0.066) ** 2
+                d2 = ((nx - ex) * rx.view(-1, 1, 1)) ** 2 + ((ny - 0.08) * s.view(-1, 1, 1) * 0.07) ** 2
                 eye = (1.2 - d2).clamp(0, 1) * vis * face
                 col = _mix(col, col * 0.35, eye)
         paint(cv, head, col * _shade(fig, head, 0.8))

@@ -1,7 +1,7 @@
 """Write each preset in the folder layout and file naming of the real dataset it stands for.
 
 A layout planner decides identities, tracklets, file names and side files (list / id / idx files)
-and returns a :class:`Plan`; :mod:`.generate` renders and writes it. All names follow the real
+and returns a :class:`Plan`; :mod:`.generator` renders and writes it. All names follow the real
 releases (spec: methods-dmf-dpm-ivreid.md §0.8, §2.5, §3.5; methods-mudeep-clipreid-multimodal.md §4):
 
 * market: ``{bounding_box_train,query,bounding_box_test}/0002_c1s1_000451_03.jpg`` (pid 0 distractors,

@@ -69,12 +69,21 @@ def occlude(
     k = kind.view(-1, 1, 1)
     dark = torch.tensor([0.12, 0.13, 0.16]).view(1, 3, 1, 1)[:, :c] if c == 3 else torch.full((1, 1, 1, 1), 0.4)
 
-    # car: body from ``top`` down, windows in its upper band, dark wheels at the bottom
-    car = _soft(top - ys).expand(b, h, w) * (k == CAR)
-    window = ((ys > top + 2) & (ys < top + 0.35 * (h - top))) & ((xs + 7 * shift.view(-1, 1, 1)) % 30 > 4)
-    wheel_x = (xs - w * (0.15 + 0.7 * shift.view(-1, 1, 1))).abs()
+    # car: a cabin with windows on a wider body, dark wheels at the bottom, darker towards the ground
+    sh = shift.view(-1, 1, 1)
+    body_top = top + 0.38 * (h - top)
+    cab0, cab1 = w * (0.02 + 0.12 * sh), w * (0.86 + 0.12 * sh)
+    cabin = torch.maximum(torch.maximum(cab0 - xs, xs - cab1), top - ys)
+    above = (ys - (top + 5)).clamp(max=0) ** 2  # rounded top corners of the cabin (radius 5)
+    corner = torch.maximum(torch.sqrt((xs - (cab0 + 5)).clamp(max=0) ** 2 + above),
+                           torch.sqrt((xs - (cab1 - 5)).clamp(min=0) ** 2 + above)) - 5
+    car = torch.maximum(_soft(torch.maximum(cabin, corner)), _soft(body_top - ys).expand(b, h, w)) * (k == CAR)
+    window = (ys > top + 2) & (ys < body_top - 1) & (xs > cab0 + 3) & (xs < cab1 - 3) & ((xs - cab0) % 26 > 3)
+    wheel_x = (xs - w * (0.15 + 0.7 * sh)).abs()
     wheels = _soft(torch.sqrt(wheel_x**2 + (ys - h) ** 2) - 0.2 * w)
     glass = torch.tensor([0.25, 0.32, 0.4]).view(1, 3, 1, 1)[:, :c] if c == 3 else torch.full((1, 1, 1, 1), 0.2)
+    shade = (1.08 - 0.3 * ((ys - top) / (h - top).clamp_min(1)).clamp(0, 1)).unsqueeze(1)
+    occ_rgb = torch.where((k == CAR).unsqueeze(1), occ_rgb * shade, occ_rgb)
     occ_rgb = torch.where((window & (k == CAR)).unsqueeze(1), glass.expand(b, c, h, w), occ_rgb)
     occ_rgb = torch.lerp(occ_rgb, dark.expand(b, c, h, w), (wheels * (k == CAR)).unsqueeze(1))
     occ_a = torch.maximum(occ_a, car)

@@ -8,7 +8,7 @@ from typing import Any
 from reidlab.data.records import ReIDDataset
 from reidlab.data.registry import _DATASETS, load_dataset, register_dataset
 
-from .generate import MARKER, ensure
+from .generator import MARKER, ensure
 from .presets import PRESETS, get_preset
 
 

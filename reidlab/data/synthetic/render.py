@@ -120,7 +120,7 @@ class WorldContext:
         """Figures of identities ``ident`` in the canonical frame (feet near the bottom, centred)."""
         h, w = self.height, self.width
         a = {k: v[ident] for k, v in self.attr.items()}
-        size = 0.86 * h * a.pop("height") * size_factor
+        size = 0.88 * h * a.pop("height") * size_factor
         feet = 0.955 * h + drop
         n = ident.shape[0]
         return FigureBatch(

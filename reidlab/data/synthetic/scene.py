@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 SCENE_STYLES = ("campus", "street", "winter", "indoor", "random", "night")
-NUM_VARIANTS = 24
-_SCENE_H, _SCENE_W = 160, 384
+NUM_VARIANTS = 40
+_SCENE_H, _SCENE_W = 160, 512
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,8 @@ def make_cameras(
         scenes = ("indoor",) if i in indoor else (outdoor if indoor else style.scenes)
         b = rng.uniform(*style.brightness)
         k = rng.uniform(*style.temperature)
-        tint = rng.normal(0.0, 0.03)
-        gain = (b * (1 + 0.13 * k), b * (1 + tint), b * (1 - 0.13 * k))
+        tint = rng.normal(0.0, 0.05)
+        gain = (b * (1 + 0.22 * k), b * (1 + tint), b * (1 - 0.22 * k))
         cams.append(
             Camera(
                 index=i,
@@ -130,10 +130,10 @@ def draw_scene(rng: np.random.Generator, style: str, h: int = _SCENE_H, w: int =
         tile = int(rng.integers(10, 22))
         if style in ("campus", "winter") or rng.random() < 0.4:
             lines = ((yy % tile) < 1.2) | (((xx + (yy // tile) * tile * 0.5) % (tile * 1.6)) < 1.2)
-            img[lines & (yy > horizon)] *= 0.82
-        if style == "street":
-            lane = (np.abs(((xx + 2.0 * yy) % 90) - 45) < 3) & (yy > horizon + 20)
-            img[lane] = _colour(rng, (0.85, 0.82, 0.6), 0.03)
+            img[lines & (yy > horizon)] *= 0.92
+        if style == "street" and rng.random() < 0.5:
+            lane = (np.abs(((xx + 2.0 * yy) % 120) - 60) < 2) & (yy > horizon + 20)
+            img[lane] = img[lane] * 0.6 + 0.4 * _colour(rng, (0.85, 0.82, 0.6), 0.03)
         if style == "campus" and rng.random() < 0.7:  # a lawn strip
             g0 = int(rng.integers(horizon, h - 20))
             img[g0 : g0 + int(rng.integers(12, 40))] = _colour(rng, (0.32, 0.5, 0.24), 0.05) * (1 + 0.25 * fine[0])
@@ -191,8 +191,11 @@ def draw_scene(rng: np.random.Generator, style: str, h: int = _SCENE_H, w: int =
         img *= 1 + 0.12 * coarse + 0.08 * fine
     if style == "night":
         img *= 0.55
-    # soft shadows and vignetting-like brightness variation
+    # soft shadows and vignetting-like brightness variation; pull towards the mean to mute the scene
     img *= 1 + 0.12 * _smooth_noise(rng, h, w, 48)[..., None]
+    img = 0.6 * img + 0.4 * img.mean(axis=(0, 1), keepdims=True)
+    lum = img @ np.array([0.3, 0.59, 0.11], np.float32)
+    img = 0.55 * img + 0.45 * lum[..., None]  # real backgrounds are mostly greyish: pavement, walls
     return np.clip(img, 0, 1)
 
 
@@ -208,6 +211,18 @@ def thermal_scene(rng: np.random.Generator, scene: np.ndarray) -> np.ndarray:
         cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(3, 12)
         out += rng.uniform(0.15, 0.35) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
     return np.clip(out, 0, 1)[..., None].astype(np.float32)
+
+
+def _defocus(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (1, C, H, W)."""
+    radius = int(np.ceil(2.5 * sigma))
+    taps = torch.exp(-(torch.arange(-radius, radius + 1, dtype=torch.float32) ** 2) / (2 * sigma * sigma))
+    taps = taps / taps.sum()
+    c = img.shape[1]
+    img = F.conv2d(F.pad(img, (radius, radius, 0, 0), mode="replicate"), taps.view(1, 1, 1, -1).repeat(c, 1, 1, 1),
+                   groups=c)
+    return F.conv2d(F.pad(img, (0, 0, radius, radius), mode="replicate"), taps.view(1, 1, -1, 1).repeat(c, 1, 1, 1),
+                    groups=c)
 
 
 def background_variants(camera: Camera, height: int, width: int, num: int = NUM_VARIANTS) -> torch.Tensor:
@@ -226,5 +241,9 @@ def background_variants(camera: Camera, height: int, width: int, num: int = NUM_
         crop = src[..., y0 : y0 + ch, x0 : x0 + cw]
         if rng.random() < 0.5:
             crop = crop.flip(-1)
-        out.append(F.interpolate(crop, size=(height, width), mode="bilinear", align_corners=False, antialias=True))
+        crop = F.interpolate(crop, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+        crop = _defocus(crop, float(rng.uniform(0.8, 1.8)))  # the pedestrian is in focus, the scene behind less
+        # clouds, shadows, reflections: each area of the view is lit a little differently
+        jitter = rng.uniform(0.85, 1.15) * (1 + rng.normal(0, 0.04, crop.shape[1])).astype(np.float32)
+        out.append(crop * torch.from_numpy(jitter.astype(np.float32)).view(1, -1, 1, 1))
     return torch.cat(out).contiguous()

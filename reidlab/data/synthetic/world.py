@@ -127,7 +127,7 @@ def make_tracklets(
     theta = base_theta[track] + rng.normal(0, 0.1, n)
     phase = phase0[track] + dphase[track] * frame
     scale = np.clip(rng.normal(1.0, box.scale_std, n), 0.82, 1.2)
-    aspect = rng.uniform(0.9, 1.1, n)
+    aspect = rng.uniform(1.1, 1.32, n)  # boxes resized to 2:1 stretch people sideways, as in real sets
     dx = rng.normal(0, box.shift_std, n)
     dy = rng.normal(0, box.shift_std * 0.7, n)
     partial = rng.random(n) < box.partial
