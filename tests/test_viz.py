@@ -399,3 +399,18 @@ def test_browser_builds_headless_and_reacts(retrieval):
         browser.select(cam=True)
     browser.select(failures=True)
     assert [v for _, v in browser._query.options] == views["no-model"].metrics.failures.tolist()
+
+
+def test_per_query_ap_agrees_with_the_evaluation_core():
+    from reidlab.evaluation import evaluate_rank
+
+    rng = np.random.default_rng(3)
+    q_pids, g_pids = rng.integers(-1, 8, 30), rng.integers(-1, 8, 120)
+    q_cams, g_cams = rng.integers(0, 4, 30), rng.integers(0, 4, 120)
+    dist = rng.random((30, 120)).astype(np.float32)
+    mine = per_query_metrics(dist, q_pids, g_pids, q_cams, g_cams)
+    core = evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, protocol="market")
+    np.testing.assert_allclose(mine.ap, core.query_ap, equal_nan=True, rtol=1e-6)
+    valid = mine.valid
+    np.testing.assert_array_equal(mine.first_match[valid] + 1, core.first_match_rank[valid])
+    assert pick_queries(core, "worst", 4).tolist() == pick_queries(mine, "worst", 4).tolist()

@@ -1,8 +1,9 @@
 """Per-query retrieval results under the Market rules (what the figures need to pick and colour queries).
 
-Junk gallery entries (same identity *and* same camera as the query, or identity ``-1``) are
-removed from each ranking, exactly as in the evaluation protocol; AP is the standard
-(non-interpolated) average precision over the kept ranking.
+Junk gallery entries (same identity *and* same camera as the query) are removed from each
+ranking, exactly as in :func:`reidlab.evaluation.evaluate_rank` with ``protocol="market"`` (the
+dataset parsers already drop Market's pid -1 junk images); AP is the standard (non-interpolated)
+average precision over the kept ranking.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def per_query_metrics(distmat, q_pids, g_pids, q_camids, g_camids, *, chunk: int
         order = np.argsort(dist[sl], axis=1, kind="stable")
         pids, cams = g_pids[order], g_camids[order]
         same_pid = pids == q_pids[sl, None]
-        keep = ~((same_pid & (cams == q_camids[sl, None])) | (pids == -1))
+        keep = ~(same_pid & (cams == q_camids[sl, None]))
         match = same_pid & keep
         position = np.cumsum(keep, axis=1)  # 1-based rank among kept entries
         hits = np.cumsum(match, axis=1)
@@ -98,9 +99,7 @@ def top_k(distmat, q_pids, g_pids, q_camids, g_camids, query_index: int, k: int,
         raise IndexError(f"query_index {query_index} out of range for {dist.shape[0]} queries")
     order = np.argsort(dist[query_index], kind="stable")
     if remove_junk:
-        junk = ((g_pids[order] == q_pids[query_index]) & (g_camids[order] == q_camids[query_index])) | (
-            g_pids[order] == -1
-        )
+        junk = (g_pids[order] == q_pids[query_index]) & (g_camids[order] == q_camids[query_index])
         order = order[~junk]
     order = order[:k]
     return order, dist[query_index, order], g_pids[order] == q_pids[query_index]

@@ -60,7 +60,7 @@ def distance_histograms(
     """Histogram ``(edges, positive_counts, negative_counts)`` of query-gallery distances, chunked.
 
     Positives: same identity from another camera; negatives: other identities; junk (same
-    identity and camera, identity -1) is left out, as in the Market protocol.
+    identity and camera) is left out, as in the Market protocol.
     """
     dist, q_pids, g_pids, q_camids, g_camids = check_ranking_inputs(distmat, q_pids, g_pids, q_camids, g_camids)
     edges = np.linspace(float(dist.min()), float(dist.max()) + 1e-6, bins + 1)
@@ -69,7 +69,7 @@ def distance_histograms(
     for start in range(0, dist.shape[0], chunk):
         sl = slice(start, start + chunk)
         same = q_pids[sl, None] == g_pids[None]
-        junk = (same & (q_camids[sl, None] == g_camids[None])) | (g_pids[None] == -1)
+        junk = same & (q_camids[sl, None] == g_camids[None])
         pos += np.histogram(dist[sl][same & ~junk], edges)[0]
         neg += np.histogram(dist[sl][~same & ~junk], edges)[0]
     return edges, pos, neg
