@@ -1,0 +1,145 @@
+"""Train and test loaders over Sample lists: the standard DataLoader path (the reference) and the fast path.
+
+Standard: ``ImageDataset`` + per-image v2 transforms in DataLoader workers, P×K batches from ``PKSampler``.
+Fast (``fast=True``): every image decoded once into a uint8 tensor (``reidlab.data.cache``, on the GPU when
+it fits), batches gathered by index and augmented batched on the device (``reidlab.data.gpu_augment``).
+Both yield the same dict batches; under DDP the sampler shards whole batches per rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from reidlab.data import ImageDataset, PKSampler, Sample, build_test_transform, build_train_transform
+from reidlab.engine.distributed import get_rank, get_world_size, is_distributed
+from reidlab.paths import data_dir
+
+#: Fraction of free GPU memory the decoded uint8 images may take before batches stay on the host.
+DEVICE_CACHE_FRACTION = 0.5
+
+
+def default_cache_dir() -> Path:
+    """Where decoded uint8 image tensors are cached (``<data_dir>/cache``)."""
+    return data_dir() / "cache"
+
+
+def fits_on_device(images: torch.Tensor, device: torch.device) -> bool:
+    if device.type != "cuda":
+        return device.type == "cpu"
+    free, _ = torch.cuda.mem_get_info(device)
+    return images.numel() * images.element_size() < DEVICE_CACHE_FRACTION * free
+
+
+def _decode(samples: Sequence[Sample], image_size: tuple[int, int], interpolation: str, cache_dir: Any, progress: bool):
+    from reidlab.data.cache import decode_images
+
+    cache = default_cache_dir() if cache_dir == "default" else cache_dir
+    return decode_images(samples, image_size, interpolation=interpolation, cache_dir=cache, progress=progress)
+
+
+def build_train_loader(
+    samples: Sequence[Sample],
+    *,
+    image_size: tuple[int, int],
+    batch_p: int,
+    batch_k: int,
+    seed: int = 0,
+    num_workers: int = 0,
+    fast: bool = False,
+    device: torch.device | str = "cpu",
+    cache_dir: str | Path | None = "default",
+    progress: bool = True,
+    **transform_kwargs: Any,
+):
+    """P×K training batches ``{"image", "pid", "camid", "modality", "index"}``; ``set_epoch`` lives on ``.sampler``.
+
+    ``transform_kwargs`` are those of ``build_train_transform`` (flip_p, padding, erasing_*, ...).
+    """
+    if not samples:
+        raise ValueError("build_train_loader got no training samples")
+    device = torch.device(device)
+    sampler = PKSampler([s.pid for s in samples], batch_p, batch_k, seed, rank=get_rank(), world_size=get_world_size())
+    if fast:
+        from reidlab.data.cache import TensorBatcher
+        from reidlab.data.gpu_augment import GPUTrainAugment
+
+        images = _decode(samples, image_size, transform_kwargs.get("interpolation", "bicubic"), cache_dir, progress)
+        augment = GPUTrainAugment.from_transform_kwargs(**transform_kwargs).to(device)
+        return TensorBatcher(
+            images,
+            samples,
+            batch_size=sampler.batch_size,
+            sampler=sampler,
+            device=device,
+            transform=augment,
+            images_on_device=fits_on_device(images, device),
+        )
+    transform = build_train_transform(image_size=tuple(image_size), **transform_kwargs)
+    return DataLoader(
+        ImageDataset(samples, transform),
+        batch_size=sampler.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+
+
+def build_test_loader(
+    samples: Sequence[Sample],
+    *,
+    image_size: tuple[int, int],
+    batch_size: int = 256,
+    num_workers: int = 0,
+    interpolation: str = "bicubic",
+    normalization: str = "imagenet",
+    fast: bool = False,
+    device: torch.device | str = "cpu",
+    cache_dir: str | Path | None = "default",
+    progress: bool = False,
+):
+    """Batches of test images in dataset order (under DDP: this rank's share, padded by repeats)."""
+    if not samples:
+        raise ValueError("build_test_loader got no samples")
+    device = torch.device(device)
+    if fast:
+        from reidlab.data.cache import TensorBatcher
+        from reidlab.data.gpu_augment import GPUNormalize
+
+        images = _decode(samples, image_size, interpolation, cache_dir, progress)
+        sampler = _test_sampler(len(samples))
+        return TensorBatcher(
+            images,
+            samples,
+            batch_size=batch_size,
+            sampler=sampler,
+            device=device,
+            transform=GPUNormalize(normalization).to(device),
+            drop_last=False,
+            images_on_device=fits_on_device(images, device),
+        )
+    transform = build_test_transform(
+        image_size=tuple(image_size), interpolation=interpolation, normalization=normalization
+    )
+    return DataLoader(
+        ImageDataset(samples, transform),
+        batch_size=batch_size,
+        sampler=_test_sampler(len(samples)),
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+    )
+
+
+def _test_sampler(n: int):
+    if not is_distributed():
+        return None
+    from torch.utils.data.distributed import DistributedSampler
+
+    return DistributedSampler(range(n), shuffle=False, drop_last=False)
