@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 
 import matplotlib
@@ -327,3 +328,37 @@ def test_cross_domain_table_and_heatmap(tmp_path, monkeypatch):
         cross_domain_report(results, metric="R99")
     with pytest.raises(ValueError, match="results"):
         cross_domain_table({})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+def test_cuda_matches_cpu(protocol):
+    distmat, *labels = make_problem(8, ties=True, sysu=protocol == "sysu")
+    cpu = evaluate_rank(distmat, *labels, protocol=protocol)
+    gpu = evaluate_rank(
+        torch.from_numpy(distmat).cuda(), *(torch.from_numpy(x).cuda() for x in labels), protocol=protocol
+    )
+    np.testing.assert_allclose(gpu.cmc, cpu.cmc)
+    assert gpu.mAP == pytest.approx(cpu.mAP) and gpu.mINP == pytest.approx(cpu.mINP)
+
+
+# ----------------------------------------------------------------------------- the benchmark module
+
+
+def test_benchmark_runs_on_tiny_sizes_and_appends_its_section(tmp_path, capsys):
+    from reidlab.bench import eval as bench
+
+    argv = ["--sizes", "tiny", "--inline", "--no-write", "--repeats", "1", "--dim", "32", "--rerank-dims", "32"]
+    assert bench.main(argv) == 0
+    records = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert len(records) == 5 and all('"error"' not in r for r in records)
+    # dense NumPy references agree with reidlab (the "check" column)
+    assert all(json.loads(r).get("max_abs_diff", 0.0) < 1e-4 for r in records)
+
+    path = tmp_path / "benchmarks.md"
+    path.write_text("# reidlab benchmarks\n\n## Training\n\ntrain table\n", encoding="utf-8")
+    bench.append_section("### run 1\n\nfirst", path)
+    bench.append_section("### run 2\n\nsecond", path)
+    text = path.read_text(encoding="utf-8")
+    assert "## Training\n\ntrain table" in text
+    assert text.count(bench.HEADING) == 1 and text.index("run 1") < text.index("run 2")

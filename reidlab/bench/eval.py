@@ -72,7 +72,11 @@ def make_labels(size: Size, seed: int = 0):
 
 
 def make_features(size: Size, dim: int, seed: int = 0, noise: float = 1.4, chunk: int = 8192):
-    """Float32 features: identity centre + camera bias + noise (about 80-90% R1 under cosine)."""
+    """Float32 features: identity centre + camera bias + noise (about 85-90% R1 under cosine).
+
+    The noise grows like ``dim ** 0.25`` so that the difficulty does not depend on the dimension.
+    """
+    noise = noise * (dim / 128) ** 0.25
     q_pids, g_pids, q_cams, g_cams = make_labels(size, seed)
     rng = np.random.default_rng(seed + 1)
     centres = rng.standard_normal((size.num_ids + 1, dim), dtype=np.float32)
@@ -114,7 +118,7 @@ def dense_evaluate_market(distmat, q_pids, g_pids, q_camids, g_camids, max_rank:
     num_pos = pos.sum(1)
     valid = num_pos > 0
     hits = np.cumsum(pos, axis=1)
-    ap = np.where(pos, hits / kept_rank, 0.0).sum(1)[valid] / num_pos[valid]
+    ap = np.where(pos, hits / np.maximum(kept_rank, 1), 0.0).sum(1)[valid] / num_pos[valid]
     rows = np.arange(len(distmat))
     first = kept_rank[rows, np.argmax(pos, axis=1)][valid]
     last = kept_rank[rows, pos.shape[1] - 1 - np.argmax(pos[:, ::-1], axis=1)][valid]
@@ -196,12 +200,14 @@ def _timed(fn, repeats: int, device: torch.device):
     return out, times
 
 
-def run_case(case: str, size_name: str, impl: str, dim: int, device_name: str, repeats: int) -> dict:
+def run_case(case: str, size_name: str, impl: str, dim: int, device_name: str, repeats: int, threads: int = 0) -> dict:
     """Run one benchmark case in this process; returns a JSON-able record."""
     from reidlab.evaluation import evaluate, evaluate_rank, re_ranking
 
+    if threads:
+        torch.set_num_threads(threads)
     size, device = SIZES[size_name], torch.device(device_name)
-    record = dict(case=case, size=size_name, impl=impl, dim=dim, device=device_name)
+    record = dict(case=case, size=size_name, impl=impl, dim=dim, device=device_name, threads=torch.get_num_threads())
     if case == "rank":
         distmat, q_pids, g_pids, q_cams, g_cams = make_distmat(size)
         record["input_gb"] = distmat.nbytes / 2**30
@@ -288,7 +294,7 @@ def _plan(args) -> list[tuple[str, str, str, int]]:
 
 def _run_child(case, size, impl, dim, args) -> dict:
     command = [sys.executable, "-m", "reidlab.bench.eval", "--child", case, size, impl, str(dim),
-               "--device", args.device, "--repeats", str(args.repeats)]  # fmt: skip
+               "--device", args.device, "--repeats", str(args.repeats), "--threads", str(args.threads)]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
@@ -307,22 +313,22 @@ WHAT = {
 
 def markdown_table(records: list[dict]) -> str:
     lines = [
-        "| case | size | what | feature dim | seconds (best of runs) | peak RSS GB (inputs GB) | peak GPU GB "
-        "| R1 / mAP | check |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| case | size | what | feature dim | torch threads | seconds (best of runs) | peak RSS GB (inputs GB) "
+        "| peak GPU GB | R1 / mAP | check |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         what = WHAT.get((r["case"], r["impl"]), r["impl"])
         dim = str(r["dim"]) if r["case"] != "rank" else "-"
         if "error" in r:
-            lines.append(f"| {r['case']} | {r['size']} | {what} | {dim} | failed: {r['error']} | | | | |")
+            lines.append(f"| {r['case']} | {r['size']} | {what} | {dim} | | failed: {r['error']} | | | | |")
             continue
         runs = ", ".join(f"{t:.2f}" for t in r["seconds_all"])
         gpu = f"{r['peak_gpu_gb']:.2f}" if "peak_gpu_gb" in r else "-"
         score = f"{r['R1']:.2f} / {r['mAP']:.2f}" if "R1" in r else "-"
         check = f"max abs diff vs reidlab {r['max_abs_diff']:.1e}" if "max_abs_diff" in r else ""
         lines.append(
-            f"| {r['case']} | {r['size']} | {what} | {dim} | **{r['seconds']:.2f}** ({runs}) "
+            f"| {r['case']} | {r['size']} | {what} | {dim} | {r['threads']} | **{r['seconds']:.2f}** ({runs}) "
             f"| {r['peak_rss_gb']:.2f} ({r['input_gb']:.2f}) | {gpu} | {score} | {check} |"
         )
     return "\n".join(lines)
@@ -355,6 +361,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dim", type=int, default=2048, help="feature dimension of the `evaluate` case")
     parser.add_argument("--rerank-dims", type=lambda v: [int(x) for x in names(v)], default=[2048, 768])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads per case (0: torch's default)")
     parser.add_argument("--skip-dense-msmt", action="store_true", help="skip the dense NumPy MSMT17 evaluator")
     parser.add_argument("--skip-dense-rerank", action="store_true", help="skip the dense NumPy re-ranking")
     parser.add_argument("--rerank-msmt", action="store_true", help="also re-rank at MSMT17 size (GPU)")
@@ -373,13 +380,13 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.child:
         case, size, impl, dim = args.child
-        print(json.dumps(run_case(case, size, impl, int(dim), args.device, args.repeats)))
+        print(json.dumps(run_case(case, size, impl, int(dim), args.device, args.repeats, args.threads)))
         return 0
     load_before = os.getloadavg()
     records = []
     for case, size, impl, dim in _plan(args):
         if args.inline:
-            record = run_case(case, size, impl, dim, args.device, args.repeats)
+            record = run_case(case, size, impl, dim, args.device, args.repeats, args.threads)
         else:
             record = _run_child(case, size, impl, dim, args)
         records.append(record)

@@ -29,6 +29,7 @@ from reidlab.evaluation.protocols import (
     get_protocol,
     single_shot_priorities,
     single_shot_ranks,
+    single_shot_samples,
     split_gallery,
 )
 from reidlab.evaluation.ranking import average_precision, cmc_curve, inverse_negative_penalty, rank_positives
@@ -66,6 +67,11 @@ def evaluate_rank(
     query has a match). ``sysu_exclude=(query_camid, gallery_camid)`` is the SYSU removal rule in
     0-based camids; ``num_repeats``/``seed`` drive the cuhk03_classic single-shot sampling.
     Protocols are described in :mod:`reidlab.evaluation.protocols`; ties rank by gallery index.
+
+    Work happens on ``device`` (default: the distmat's; CPU for NumPy) one chunk of query rows at a
+    time, each using about ``max_chunk_bytes`` of working memory (default 32 MiB on CPU, where small
+    chunks run fastest, and 1 GiB on GPU); a NumPy distmat is read in place, chunk by chunk.
+    Queries without a match are skipped; if none has one, ``ValueError``.
     """
     check_matrix(distmat, "distmat", allow_inf=True)
     n_q, n_g = distmat.shape
@@ -181,9 +187,10 @@ def _evaluate_chunks(
     if proto.cmc in ("distinct_ids", "single_shot"):
         unique, g_ids = torch.unique(g_pid, return_inverse=True)
         g_ids_count = len(unique)
-    priorities = None
+    priorities, samples = None, []
     if proto.cmc == "single_shot":
-        priorities = single_shot_priorities(n_g, positive_int(num_repeats, "num_repeats"), seed)
+        priorities = single_shot_priorities(n_g, positive_int(num_repeats, "num_repeats"), seed).to(device)
+        samples = single_shot_samples(g_ids, g_ids_count, priorities)
 
     query_ap = np.full(n_q, np.nan)
     query_inp = np.full(n_q, np.nan)
@@ -208,7 +215,7 @@ def _evaluate_chunks(
             first_cmc[0, start:stop] = torch.where(ranked.num_pos > 0, dedup, 0).cpu().numpy()
         else:
             first_cmc[:, start:stop] = (
-                single_shot_ranks(dist, split, qp, g_pid, g_ids, g_ids_count, priorities).cpu().numpy()
+                single_shot_ranks(dist, split, qp, g_pid, priorities, samples).cpu().numpy()
             )
         del dist, split, ranked
 

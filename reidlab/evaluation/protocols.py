@@ -123,33 +123,43 @@ def single_shot_priorities(num_gallery: int, num_repeats: int, seed: int) -> tor
     return torch.stack([torch.randperm(num_gallery, generator=generator) for _ in range(num_repeats)])
 
 
+def single_shot_samples(g_ids: torch.Tensor, num_ids: int, priorities: torch.Tensor) -> list[torch.Tensor]:
+    """Per repeat, the gallery index of each identity's highest-priority image (ascending index)."""
+    out = []
+    for priority in priorities.to(g_ids.device):
+        best = torch.full((num_ids,), -1, dtype=priority.dtype, device=g_ids.device)
+        best.scatter_reduce_(0, g_ids, priority, reduce="amax")
+        out.append(torch.nonzero(priority == best[g_ids]).squeeze(1))
+    return out
+
+
 def single_shot_ranks(
     dist: torch.Tensor,
     split: GallerySplit,
     q_pids: torch.Tensor,
     g_pids: torch.Tensor,
-    g_ids: torch.Tensor,
-    num_ids: int,
     priorities: torch.Tensor,
+    samples: list[torch.Tensor],
 ) -> torch.Tensor:
-    """``(num_repeats, c)`` single-gallery-shot rank of the query identity (0 for rows without positives)."""
+    """``(num_repeats, c)`` single-gallery-shot rank of the query identity (0 for rows without positives).
+
+    ``samples[r]`` (from :func:`single_shot_samples`) represents every identity in repeat ``r``; the
+    query's own identity is represented by its kept match of highest priority instead.
+    """
     c = dist.shape[0]
     rows, cols = split.same_rows[split.is_pos], split.same_cols[split.is_pos]
     has_pos = torch.bincount(rows, minlength=c) > 0
     out = []
-    for priority in priorities.to(dist.device):
-        best = torch.full((num_ids,), -1, dtype=priority.dtype, device=dist.device)
-        best.scatter_reduce_(0, g_ids, priority, reduce="amax")
-        samples = torch.nonzero(priority == best[g_ids]).squeeze(1)  # one image per identity
+    for priority, sample in zip(priorities.to(dist.device), samples, strict=True):
         pos_priority = priority[cols]
         top = torch.full((c,), -1, dtype=priority.dtype, device=dist.device)
         top.scatter_reduce_(0, rows, pos_priority, reduce="amax")
         winner = pos_priority == top[rows]
         chosen = torch.zeros(c, dtype=torch.int64, device=dist.device)
-        chosen[rows[winner]] = cols[winner]  # the query's own identity: its kept match of top priority
+        chosen[rows[winner]] = cols[winner]
         chosen_dist = dist.gather(1, chosen[:, None])
-        sample_dist = dist[:, samples]
-        before = (sample_dist < chosen_dist) | ((sample_dist == chosen_dist) & (samples[None, :] < chosen[:, None]))
-        before &= g_pids[samples][None, :] != q_pids[:, None]
+        sample_dist = dist[:, sample]
+        before = (sample_dist < chosen_dist) | ((sample_dist == chosen_dist) & (sample[None, :] < chosen[:, None]))
+        before &= g_pids[sample][None, :] != q_pids[:, None]
         out.append(torch.where(has_pos, 1 + before.sum(1), torch.zeros_like(chosen)))
     return torch.stack(out)

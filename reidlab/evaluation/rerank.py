@@ -135,18 +135,20 @@ def _pair_distances(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, lis
     (most pairs), else computed from the features."""
     k = lists.index.shape[1]
     out = torch.empty(len(rows), dtype=x.dtype, device=x.device)
-    step = max(1, budget // (k * 10))
+    step = max(1, budget // (k * 32))
+    missing = []
     for start in range(0, len(rows), step):
         r, c = rows[start : start + step], cols[start : start + step]
         hit = lists.index[r] == c[:, None]
-        found = hit.any(1)
         out[start : start + step] = lists.dist[r, hit.to(torch.uint8).argmax(1)]
-        missing = torch.nonzero(~found).squeeze(1)
-        if len(missing):
-            rm, cm = r[missing], c[missing]
-            dot = (x[rm] * x[cm]).sum(1)
-            dist = ((x[rm] * x[rm]).sum(1) + (x[cm] * x[cm]).sum(1) - 2.0 * dot).clamp_(min=0.0)
-            out[start + missing] = dist / lists.row_max[rm]
+        missing.append(torch.nonzero(~hit.any(1)).squeeze(1) + start)
+    missing = torch.cat(missing)
+    step = max(1, budget // (4 * x.shape[1] * x.element_size()))
+    for start in range(0, len(missing), step):
+        pairs = missing[start : start + step]
+        xr, xc = x[rows[pairs]], x[cols[pairs]]
+        dist = ((xr * xr).sum(1) + (xc * xc).sum(1) - 2.0 * (xr * xc).sum(1)).clamp_(min=0.0)
+        out[pairs] = dist / lists.row_max[rows[pairs]]
     return out
 
 
@@ -203,19 +205,20 @@ def _mix_jaccard(out, v_rows, v_cols, v_vals, n_q, n, lam, budget) -> None:
     pairs_per_row = torch.zeros(n_q, dtype=torch.int64, device=out.device).index_add_(
         0, q_rows, col_ptr[q_cols + 1] - col_ptr[q_cols]
     )
-    pair_budget = max(1, budget // 48)
+    pair_budget = max(1, budget // 64)
     start = 0
     cumulative = torch.cumsum(pairs_per_row, 0).cpu()
     while start < n_q:
         base = int(cumulative[start - 1]) if start else 0
         stop = max(start + 1, int(torch.searchsorted(cumulative, base + pair_budget, right=True)))
-        stop = min(stop, n_q, start + max(1, budget // max(1, 4 * n_g)))
+        stop = min(stop, n_q, start + max(1, budget // max(1, 8 * n_g)))
         entries = torch.arange(int(row_ptr[start]), int(row_ptr[stop]), device=out.device)
         owner, position = _gather_segments(col_ptr, q_cols[entries])
         shared = torch.minimum(q_vals[entries][owner], g_vals[position])
         target = (q_rows[entries][owner] - start) * n_g + g_rows[position]
         s = torch.zeros((stop - start) * n_g, dtype=out.dtype, device=out.device).index_add_(0, target, shared)
-        jaccard = 1.0 - s / (2.0 - s)
+        del owner, position, shared, target
+        s.div_(2.0 - s)  # jaccard = 1 - s / (2 - s)
         block = out[start:stop]
-        block.mul_(lam).add_(jaccard.view(stop - start, n_g), alpha=1.0 - lam)
+        block.mul_(lam).add_(1.0 - lam).sub_(s.view(stop - start, n_g), alpha=1.0 - lam)
         start = stop
