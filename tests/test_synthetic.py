@@ -143,36 +143,37 @@ def test_every_preset_is_read_by_its_real_parser(worlds):
 
 # ----------------------------------------------------------------------------- determinism and ensure
 def test_same_seed_gives_byte_identical_files(worlds, tmp_path):
-    again = generate("synth_market", "mini", out=tmp_path, progress=False, workers=1)
-    assert _tree_hash(again) == _tree_hash(world_dir("synth_market", "mini", worlds))
-    other = generate("synth_market", "mini", out=tmp_path, seed=1, progress=False, workers=1)
-    assert other.name == "synth_market_mini_seed1"
+    # Occluded-REID mini: small, and it exercises occluders (incl. other pedestrians) and TIFF writing
+    again = generate("synth_occluded_reid", "mini", out=tmp_path, progress=False, workers=1)
+    assert _tree_hash(again) == _tree_hash(world_dir("synth_occluded_reid", "mini", worlds))
+    other = generate("synth_occluded_reid", "mini", out=tmp_path, seed=1, progress=False, workers=1)
+    assert other.name == "synth_occluded_reid_mini_seed1"
     first, second = _tree_hash(again), _tree_hash(other)
     shared = set(first) & set(second)
     assert sum(first[k] != second[k] for k in shared) > 0.9 * len(shared)
 
 
 def test_ensure_keeps_complete_worlds_and_regenerates_stale_ones(tmp_path):
-    path = ensure("synth_regdb", "mini", out=tmp_path, progress=False)
-    assert is_complete(path, "synth_regdb", "mini")
+    path = ensure("synth_occluded_reid", "mini", out=tmp_path, progress=False)
+    assert is_complete(path, "synth_occluded_reid", "mini")
     marker = path / MARKER
     stamp = marker.stat().st_mtime_ns
-    assert ensure("synth_regdb", "mini", out=tmp_path, progress=False) == path
+    assert ensure("synth_occluded_reid", "mini", out=tmp_path, progress=False) == path
     assert marker.stat().st_mtime_ns == stamp  # untouched
     info = json.loads(marker.read_text())
     marker.write_text(json.dumps({**info, "version": GENERATOR_VERSION + "-old"}))
-    assert not is_complete(path, "synth_regdb", "mini")
-    ensure("synth_regdb", "mini", out=tmp_path, progress=False)
-    assert is_complete(path, "synth_regdb", "mini")
+    assert not is_complete(path, "synth_occluded_reid", "mini")
+    ensure("synth_occluded_reid", "mini", out=tmp_path, progress=False)
+    assert is_complete(path, "synth_occluded_reid", "mini")
     marker.unlink()  # a half-written world (no marker) is regenerated as well
-    ensure("synth_regdb", "mini", out=tmp_path, progress=False)
-    assert is_complete(path, "synth_regdb", "mini")
+    ensure("synth_occluded_reid", "mini", out=tmp_path, progress=False)
+    assert is_complete(path, "synth_occluded_reid", "mini")
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
 
 
 def test_cli_generates_and_reports_up_to_date(tmp_path, capsys):
-    assert cli_main(["--preset", "synth_occluded_reid", "--size", "mini", "--out", str(tmp_path), "--quiet"]) == 0
-    assert cli_main(["--preset", "synth_occluded_reid", "--size", "mini", "--out", str(tmp_path)]) == 0
+    assert cli_main(["--preset", "synth_regdb", "--size", "mini", "--out", str(tmp_path), "--quiet"]) == 0
+    assert cli_main(["--preset", "synth_regdb", "--size", "mini", "--out", str(tmp_path)]) == 0
     assert "up to date" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli_main(["--preset", "synth_nothing"])

@@ -121,9 +121,13 @@ def difficulty_card(
     out_dir: str | Path | None = None,
     resnet: bool = True,
     seed: int = 0,
+    image_size: tuple[int, int] = (128, 64),
 ) -> pd.DataFrame:
     """Compute the card for ``presets`` (generated at ``size`` if missing) and write
-    ``difficulty_card_<size>.csv`` / ``.md`` under ``out_dir`` (default ``figures_dir()``)."""
+    ``difficulty_card_<size>.csv`` / ``.md`` under ``out_dir`` (default ``figures_dir()``).
+
+    Images are read at ``image_size`` (height, width) for every matcher; the table records it.
+    """
     from reidlab.data import load_dataset
 
     rows = []
@@ -136,7 +140,7 @@ def difficulty_card(
             for split in ("train", "query", "gallery"):
                 arrays = _split_arrays(ds.split(split))
                 entry[split] = arrays
-                entry[f"{split}_img"] = load_images(arrays[0]) if arrays[0] else None
+                entry[f"{split}_img"] = load_images(arrays[0], tuple(image_size)) if arrays[0] else None
             for split in ("train", "query", "gallery"):
                 img = entry[f"{split}_img"]
                 entry[f"{split}_hist"] = colour_histograms(img) if img is not None else None
@@ -144,7 +148,8 @@ def difficulty_card(
         return cache[name]
 
     def record(matcher: str, source: str, target: str, result: tuple[float, float, int], protocol: str) -> None:
-        rows.append({"matcher": matcher, "train": source, "test": target, "size": size, "protocol": protocol,
+        rows.append({"matcher": matcher, "train": source, "test": target, "size": size,
+                     "image": f"{image_size[0]}x{image_size[1]}", "protocol": protocol,
                      "mAP": 100 * result[0], "rank1": 100 * result[1], "queries": result[2]})
 
     for name in presets:

@@ -201,8 +201,9 @@ def render_figure(fig: FigureBatch, height: int, width: int, canvas: Canvas | No
         toe = proj(hx, ank_y + 0.035, ank_z + 0.062)
         shoe = capsule(cv, heel[0], heel[1], toe[0], toe[1], s * 0.022, s * 0.02, heel[2], toe[2])
         paint(cv, shoe, _mat(fig, SHOES) * _shade(fig, shoe, 0.7), depth_bias=0.5)
+        # the top of the thigh sits inside the pelvis: push it back so the torso's hem always covers it
         thigh = capsule(cv, hip[0], hip[1], knee[0], knee[1], s * 0.046 * build * leg_wide,
-                        s * 0.036 * build * leg_wide, hip[2], knee[2])
+                        s * 0.036 * build * leg_wide, hip[2] - s * 0.04, knee[2])
         cloth = trousers + shorts * (thigh.t < 0.72).to(torch.float32)
         paint(cv, thigh, _mix(skin, lower, cloth) * _shade(fig, thigh))
 
@@ -211,9 +212,9 @@ def render_figure(fig: FigureBatch, height: int, width: int, canvas: Canvas | No
     if bool(skirt.any()):
         kx, _, kz = proj(zero, 0.0, zero)
         hh = hip_hw + 0.012
-        flare = 1.0 + 0.45 * fig.amp
+        flare = 1.0 + 0.25 * fig.amp
         shape = tapered_box(cv, kx, fig.top + s * (y_hip - 0.07), fig.top + s * 0.69, proj.width(hh, body_dz + 0.01),
-                            proj.width(hh * 1.3 * flare, (body_dz + 0.03) * flare), kz,
+                            proj.width(hh * 1.2 * flare, (body_dz + 0.03) * flare), kz,
                             proj.depth(hh * 1.2, body_dz + 0.03), s * 0.01)
         paint(cv, shape, lower * _shade(fig, shape), depth_bias=0.3, mask=skirt)
 

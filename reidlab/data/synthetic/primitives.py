@@ -198,4 +198,4 @@ def paint(
     vis = cov * nearer
     canvas.rgb[:, :, rows, cols].lerp_(colour.expand(-1, -1, vis.shape[1], vis.shape[2]), vis.unsqueeze(1))
     canvas.alpha[:, rows, cols].lerp_(_ONE, vis)
-    zb.copy_(torch.where(nearer & (cov > 0.5), depth, zb))
+    zb.copy_(torch.where(vis > 0.5, depth, zb))  # vis > 0.5 <=> nearer and mostly covered

@@ -129,27 +129,30 @@ class WorldContext:
         )
 
 
-def _affine(scale: Tensor, aspect: Tensor, dx: Tensor, dy: Tensor) -> Tensor:
-    """Sampling matrices (B, 2, 3): output box -> canonical frame, zooming about the body centre."""
+def _box_grid(scale: Tensor, aspect: Tensor, dx: Tensor, dy: Tensor, height: int, width: int) -> Tensor:
+    """Sampling grid (B, H, W, 2) of ``grid_sample``: output box -> canonical frame, zooming about the body.
+
+    The map is axis-aligned (zoom, squeeze, shift), so the grid is built from one row and one column.
+    """
     centre_y = -0.03
-    theta = torch.zeros(scale.shape[0], 2, 3)
-    theta[:, 0, 0] = 1.0 / (scale * aspect)
-    theta[:, 1, 1] = 1.0 / scale
-    theta[:, 0, 2] = -dx
-    theta[:, 1, 2] = centre_y - centre_y / scale - dy
-    return theta
+    xs = (torch.arange(width, dtype=torch.float32) * 2 + 1) / width - 1
+    ys = (torch.arange(height, dtype=torch.float32) * 2 + 1) / height - 1
+    gx = xs.view(1, -1) / (scale * aspect).view(-1, 1) - dx.view(-1, 1)  # (B, W)
+    gy = ys.view(1, -1) / scale.view(-1, 1) + (centre_y - centre_y / scale - dy).view(-1, 1)  # (B, H)
+    b = scale.shape[0]
+    return torch.stack([gx.view(b, 1, width).expand(b, height, width), gy.view(b, height, 1).expand(b, height, width)],
+                       dim=-1)
 
 
 def _blur(img: Tensor, sigma: Tensor) -> Tensor:
-    """Separable 5-tap Gaussian blur with a per-image sigma (B,)."""
+    """Separable 5-tap Gaussian blur with a per-image sigma (B,): one depthwise convolution per direction."""
+    b, c, h, w = img.shape
     taps = torch.arange(-2, 3, dtype=torch.float32)
     weights = torch.exp(-(taps.view(1, -1) ** 2) / (2 * sigma.clamp_min(0.05).view(-1, 1) ** 2))
-    weights = weights / weights.sum(1, keepdim=True)
-    h, w = img.shape[-2:]
-    padded = F.pad(img, (2, 2, 0, 0), mode="replicate")
-    out = sum(weights[:, k].view(-1, 1, 1, 1) * padded[..., k : k + w] for k in range(5))
-    padded = F.pad(out, (0, 0, 2, 2), mode="replicate")
-    return sum(weights[:, k].view(-1, 1, 1, 1) * padded[..., k : k + h, :] for k in range(5))
+    weights = (weights / weights.sum(1, keepdim=True)).repeat_interleave(c, dim=0)  # (B * C, 5)
+    x = F.pad(img.reshape(1, b * c, h, w), (2, 2, 2, 2), mode="replicate")
+    x = F.conv2d(x, weights.view(b * c, 1, 1, 5), groups=b * c)
+    return F.conv2d(x, weights.view(b * c, 1, 5, 1), groups=b * c).view(b, c, h, w)
 
 
 def render_shots(ctx: WorldContext, shots: Shots, thermal: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,11 +170,8 @@ def render_shots(ctx: WorldContext, shots: Shots, thermal: bool, seed: int) -> t
     rgba = torch.cat([canvas.rgb, canvas.alpha.unsqueeze(1)], 1) * person.view(-1, 1, 1, 1)
 
     # detection box: zoom, squeeze and shift (bilinear resampling of the canonical frame)
-    grid = F.affine_grid(
-        _affine(t(shots.scale, dtype=torch.float32), t(shots.aspect, dtype=torch.float32),
-                t(shots.dx, dtype=torch.float32), t(shots.dy, dtype=torch.float32)),
-        [n, channels + 1, h, w], align_corners=False,
-    )
+    grid = _box_grid(t(shots.scale, dtype=torch.float32), t(shots.aspect, dtype=torch.float32),
+                     t(shots.dx, dtype=torch.float32), t(shots.dy, dtype=torch.float32), h, w)
     rgba = F.grid_sample(rgba, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     alpha = rgba[:, channels]
 
