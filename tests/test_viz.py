@@ -390,6 +390,7 @@ def test_browser_builds_headless_and_reacts(retrieval):
     browser = build_browser(views, topk=3)
     assert isinstance(browser, widgets.Widget)
     assert bytes(browser._image.value[:4]) == b"\x89PNG"
+    assert "AP" in browser.status_text and "<" not in browser.status_text
     assert len(browser.figure.axes) == 4
     fig = browser.select(query=1, cam=True, method="gradcam++", topk=2)
     assert len(fig.axes) == 3 and "gradcam++" in fig._suptitle.get_text()

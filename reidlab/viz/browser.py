@@ -7,6 +7,7 @@ renders without a display (papermill, tests); in Jupyter the controls are live.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,11 @@ class RankingBrowser(widgets.VBox):
         for control in (self._query, self._topk, self._cam, self._method):
             control.observe(self._on_change, names="value")
         self.render()
+
+    @property
+    def status_text(self) -> str:
+        """The status line under the controls, as plain text."""
+        return re.sub(r"<[^>]+>", "", self._status.value)
 
     @property
     def view(self) -> RetrievalView:

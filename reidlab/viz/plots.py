@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import torch
 from matplotlib import pyplot as plt
+from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from reidlab.viz.figures import save_figure
 from reidlab.viz.per_query import check_ranking_inputs, per_query_metrics
@@ -44,6 +47,7 @@ def plot_cmc(runs: Mapping[str, Any], *, max_rank: int = 20, title: str = "CMC c
         ax.plot(np.arange(1, n + 1), 100 * cmc[:n], marker="o", markersize=3, label=label)
     ax.set_xlabel("rank")
     ax.set_ylabel("matching rate (%)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(1, max_rank)
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
@@ -63,15 +67,27 @@ def distance_histograms(
     identity and camera) is left out, as in the Market protocol.
     """
     dist, q_pids, g_pids, q_camids, g_camids = check_ranking_inputs(distmat, q_pids, g_pids, q_camids, g_camids)
-    edges = np.linspace(float(dist.min()), float(dist.max()) + 1e-6, bins + 1)
+
+    def chunks():
+        for start in range(0, dist.shape[0], chunk):
+            sl = slice(start, start + chunk)
+            same = q_pids[sl, None] == g_pids[None]
+            keep = ~(same & (q_camids[sl, None] == g_camids[None]))
+            yield dist[sl], same & keep, ~same & keep
+
+    lo, hi = np.inf, -np.inf
+    for d, positive, negative in chunks():
+        kept = d[positive | negative]
+        if kept.size:
+            lo, hi = min(lo, float(kept.min())), max(hi, float(kept.max()))
+    if not np.isfinite(lo):
+        raise ValueError("distance_histograms: no query-gallery pair is left after removing junk")
+    edges = np.linspace(lo, hi + 1e-6, bins + 1)
     pos = np.zeros(bins, dtype=np.int64)
     neg = np.zeros(bins, dtype=np.int64)
-    for start in range(0, dist.shape[0], chunk):
-        sl = slice(start, start + chunk)
-        same = q_pids[sl, None] == g_pids[None]
-        junk = same & (q_camids[sl, None] == g_camids[None])
-        pos += np.histogram(dist[sl][same & ~junk], edges)[0]
-        neg += np.histogram(dist[sl][~same & ~junk], edges)[0]
+    for d, positive, negative in chunks():
+        pos += np.histogram(d[positive], edges)[0]
+        neg += np.histogram(d[negative], edges)[0]
     return edges, pos, neg
 
 
@@ -92,6 +108,7 @@ def plot_distance_histograms(
         ax.axvline(mean, color=color, linestyle="--", linewidth=1)
     ax.set_xlabel("query-gallery distance")
     ax.set_ylabel("density")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.25)  # room for the legend
     ax.set_title(title or "Distances of positive and negative pairs")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -173,11 +190,18 @@ def plot_embedding_map(
     pids, camids = pids[keep], camids[keep]
     fig, (ax_id, ax_cam) = plt.subplots(1, 2, figsize=(11.0, 4.8))
     id_index = np.searchsorted(ids, pids)
-    sc = ax_id.scatter(xy[:, 0], xy[:, 1], c=id_index, cmap="tab20" if len(ids) <= 20 else "nipy_spectral", s=14)
-    ax_id.set_title(f"coloured by identity ({len(ids)} IDs, {keep.sum()} images)")
-    cbar = fig.colorbar(sc, ax=ax_id, label="identity")
-    ticks = np.linspace(0, len(ids) - 1, min(len(ids), 10)).round().astype(int)
-    cbar.set_ticks(ticks, labels=[str(ids[t]) for t in ticks])
+    n_ids = len(ids)
+    if n_ids <= 20:  # one distinct colour per identity, every identity named on the colour bar
+        cmap = ListedColormap(matplotlib.colormaps["tab20"].colors[:n_ids])
+        ticks = np.arange(n_ids)
+    else:
+        cmap = matplotlib.colormaps["nipy_spectral"].resampled(n_ids)
+        ticks = np.linspace(0, n_ids - 1, 10).round().astype(int)
+    norm = BoundaryNorm(np.arange(n_ids + 1) - 0.5, cmap.N)
+    sc = ax_id.scatter(xy[:, 0], xy[:, 1], c=id_index, cmap=cmap, norm=norm, s=14)
+    ax_id.set_title(f"coloured by identity ({n_ids} IDs, {keep.sum()} images)")
+    cbar = fig.colorbar(sc, ax=ax_id, label="identity", ticks=ticks)
+    cbar.ax.set_yticklabels([str(ids[t]) for t in ticks], fontsize=7)
     cams = np.unique(camids)
     for cam in cams:
         m = camids == cam
