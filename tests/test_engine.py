@@ -4,7 +4,6 @@ exact resume across processes, fast data path, evaluation wrapper."""
 import math
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -154,59 +153,39 @@ def test_protocol_follows_the_dataset():
     assert protocol_for(EvalSplit("x", [], [], {"protocol": "cuhk03_classic"})) == "cuhk03_classic"
 
 
-_RESUME_SCRIPT = textwrap.dedent(
-    """
-    import sys, torch
-    from pathlib import Path
-    from reid_fakes import samples_from_folder
-    from reidlab.engine import fit
-    from reidlab.losses import BoTLoss
-    from reidlab.models import create_model
-
-    root, run_dir, stop = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-    samples = samples_from_folder(root / "train")
-    torch.manual_seed(int(sys.argv[4]))  # a different init: resuming must overwrite it
+def _resume_job(root, run_dir, stop, seed):
+    samples = samples_from_folder(Path(root) / "train")
+    torch.manual_seed(seed)  # a different init in the resumed process: loading must overwrite it
     model = create_model("bot_resnet18", num_classes=8, pretrained=False)
     loss = BoTLoss(num_classes=8, feat_dim=model.embed_dim, center_weight=5e-4)
     fit(model, loss, samples, run_dir=run_dir, resume=True, device="cpu", epochs=2, checkpoint_every=1,
-        stop_after_epoch=None if stop == "none" else int(stop), max_iters_per_epoch=3,
-        image_size=(32, 16), batch_p=4, batch_k=2, num_workers=0, warmup_epochs=1, milestones=(2,), progress=False)
-    """
-)
-
-
-def _run_resume_script(tmp_path, run_dir, stop, seed):
-    script = tmp_path / "resume_job.py"
-    script.write_text(_RESUME_SCRIPT)
-    env = {"PYTHONPATH": f"{REPO}:{REPO / 'tests'}", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-W", "ignore", str(script), str(tmp_path / "data"), str(run_dir), stop, str(seed)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+        stop_after_epoch=stop, max_iters_per_epoch=3, **SMALL)  # fmt: skip
 
 
 def test_resume_is_exact_across_processes(tmp_path):
-    """2 epochs straight == 1 epoch, a fresh process with fresh objects, resume for epoch 2 (bit-identical)."""
+    """2 epochs straight == 1 epoch, then a fresh process with fresh objects resuming epoch 2 (bit-identical)."""
     fake_dataset(tmp_path / "data", num_ids=8, per_id=4)
-    _run_resume_script(tmp_path, tmp_path / "straight", "none", seed=0)
-    _run_resume_script(tmp_path, tmp_path / "killed", "1", seed=0)
+    _resume_job(tmp_path / "data", tmp_path / "straight", None, seed=0)
+    _resume_job(tmp_path / "data", tmp_path / "killed", 1, seed=0)
     after_one = load_checkpoint(tmp_path / "killed" / "last.pt")
     assert after_one["epoch"] == 1
-    _run_resume_script(tmp_path, tmp_path / "killed", "none", seed=99)
+    code = "import sys, test_engine; test_engine._resume_job(sys.argv[1], sys.argv[2], None, seed=99)"
+    env = {"PYTHONPATH": f"{REPO}:{REPO / 'tests'}", "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"}
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code, str(tmp_path / "data"), str(tmp_path / "killed")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
     straight = load_checkpoint(tmp_path / "straight" / "last.pt")
     resumed = load_checkpoint(tmp_path / "killed" / "last.pt")
     assert straight["epoch"] == resumed["epoch"] == 2
     for key, value in straight["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
     assert torch.equal(straight["loss"]["center.centers"], resumed["loss"]["center.centers"])
-    changed = [
+    trained = [
         k for k, v in after_one["model"].items() if v.is_floating_point() and not torch.equal(v, resumed["model"][k])
     ]
-    assert changed  # epoch 2 really trained
+    assert trained  # epoch 2 really changed the weights
     assert [r["epoch"] for r in resumed["history"]] == [1, 2]
     assert straight["history"][1]["loss"] == resumed["history"][1]["loss"]
 

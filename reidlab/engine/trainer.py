@@ -64,6 +64,41 @@ def has_conv(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
+def prepare_model(
+    model: nn.Module,
+    device: torch.device,
+    *,
+    channels_last: bool = False,
+    compile: bool = False,
+    find_unused_parameters: bool = False,
+) -> nn.Module:
+    """Channels-last memory format, then DDP (when ``torch.distributed`` is initialised), then ``torch.compile``."""
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if is_distributed():
+        device_ids = None
+        if device.type == "cuda":
+            device_ids = [device.index if device.index is not None else torch.cuda.current_device()]
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=device_ids, find_unused_parameters=find_unused_parameters
+        )
+    if compile:
+        model = torch.compile(model)
+    return model
+
+
+def batch_to_device(batch: dict[str, Any], device: torch.device, *, channels_last: bool = False) -> dict[str, Any]:
+    """Move the tensors of a batch to ``device`` (non-blocking); images channels-last when asked."""
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            value = value.to(device, non_blocking=True)
+            if key == "image" and channels_last and value.ndim == 4:
+                value = value.contiguous(memory_format=torch.channels_last)
+        out[key] = value
+    return out
+
+
 class StepContext:
     """What a training step needs; :meth:`default_step` is forward, loss, backward and optimiser steps.
 
@@ -339,31 +374,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def _prepare_model(self) -> nn.Module:
-        model = self.raw_model
-        if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        if is_distributed():
-            device_ids = None
-            if self.device.type == "cuda":
-                device_ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
-            model = nn.parallel.DistributedDataParallel(
-                model,
-                device_ids=device_ids,
-                find_unused_parameters=self.find_unused_parameters,
-            )
-        if self.compile:
-            model = torch.compile(model)
-        return model
+        return prepare_model(
+            self.raw_model,
+            self.device,
+            channels_last=self.channels_last,
+            compile=self.compile,
+            find_unused_parameters=self.find_unused_parameters,
+        )
 
     def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
-        out = {}
-        for key, value in batch.items():
-            if isinstance(value, torch.Tensor):
-                value = value.to(self.device, non_blocking=True)
-                if key == "image" and self.channels_last and value.ndim == 4:
-                    value = value.contiguous(memory_format=torch.channels_last)
-            out[key] = value
-        return out
+        return batch_to_device(batch, self.device, channels_last=self.channels_last)
 
     def _iterations(self) -> int | None:
         try:
