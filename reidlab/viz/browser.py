@@ -38,6 +38,7 @@ class RetrievalView:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     transform: Callable | None = None
+    target_layer: nn.Module | str | None = None  # Grad-CAM layer (None: the model's default)
     metrics: PerQueryResult | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -168,7 +169,7 @@ class RankingBrowser(widgets.VBox):
         view, qi = self.view, int(self._query.value)
         cam = None
         if self._cam.value and view.can_explain:
-            cam = EmbeddingCAM(view.model, method=self._method.value)
+            cam = EmbeddingCAM(view.model, method=self._method.value, target_layer=view.target_layer)
         fig = plot_ranking(
             view.distmat, view.query, view.gallery, [qi], topk=self._topk.value, cam=cam,
             image_size=view.image_size, mean=view.mean, std=view.std, transform=view.transform,
