@@ -48,3 +48,17 @@ def samples_from_folder(folder: Path) -> list[Sample]:
         pid, cam, _ = path.stem.split("_")
         out.append(Sample(str(path), int(pid), int(cam[1:]) - 1))
     return out
+
+
+def write_market_layout(root: Path, num_ids: int = 8, per_id: int = 4, size: tuple[int, int] = (32, 16)) -> Path:
+    """A miniature Market-1501 folder (``bounding_box_train``, ``query``, ``bounding_box_test``) for the real parser."""
+    market = root / "market1501"
+    for split, first_pid, seed in (("bounding_box_train", 1, 0), ("bounding_box_test", 101, 1)):
+        tmp = root / f"_{split}"
+        for s in write_identity_images(tmp, num_ids, per_id, size, seed=seed):
+            pid, cam, j = Path(s.path).stem.split("_")
+            name = f"{int(pid) + first_pid:04d}_{cam}s1_{int(j):06d}_00.jpg"
+            target_split = "query" if split == "bounding_box_test" and j == "000" else split
+            (market / target_split).mkdir(parents=True, exist_ok=True)
+            Image.open(s.path).convert("RGB").save(market / target_split / name, quality=95)
+    return market

@@ -231,3 +231,35 @@ def test_fast_path_batches_match_the_contract(tmp_path):
 def test_samples_round_trip(tmp_path):
     data = fake_dataset(tmp_path, num_ids=3, per_id=2)
     assert samples_from_folder(tmp_path / "train") == data.train
+
+
+def test_train_cli_end_to_end_on_a_market_layout(tmp_path):
+    import json
+
+    from reid_fakes import write_market_layout
+
+    from reidlab.train import main, parse_value
+
+    assert parse_value("(32,16)") == (32, 16) and parse_value("None") is None and parse_value("adam") == "adam"
+    write_market_layout(tmp_path / "data")
+    run = tmp_path / "run"
+    argv = ["--method", "bot", "--profile", "smoke", "--dataset", "market1501", "--data-root", str(tmp_path / "data"),
+            "--epochs", "1", "--run-dir", str(run), "--device", "cpu", "--set", "image_size=(32,16)"]  # fmt: skip
+    argv += ["--set", "batch_p=4", "--set", "batch_k=2", "--set", "max_iters_per_epoch=2", "--set", "progress=False"]
+    assert main(argv) == 0
+    summary = json.loads((run / "results.json").read_text())
+    assert summary["dataset"] == "market1501" and summary["protocol"] == "market" and summary["flip_tta"] is False
+    assert 0 <= summary["mAP"] <= 100 and (run / "model.pt").is_file() and (run / "last.pt").is_file()
+
+
+def test_cross_modality_sampler_batches(tmp_path):
+    import dataclasses
+
+    data = fake_dataset(tmp_path / "data", num_ids=8, per_id=4)
+    samples = [dataclasses.replace(s, modality="ir" if i % 2 else "rgb") for i, s in enumerate(data.train)]
+    loader = build_train_loader(samples, image_size=(32, 16), batch_p=2, batch_k=2, sampler="cross_modality")
+    batch = next(iter(loader))
+    assert batch["image"].shape[0] == 8  # P x (K rgb + K ir)
+    assert sorted(batch["modality"].tolist()) == [0] * 4 + [1] * 4
+    with pytest.raises(ValueError, match="unknown sampler"):
+        build_train_loader(samples, image_size=(32, 16), batch_p=2, batch_k=2, sampler="random")

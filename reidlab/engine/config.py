@@ -30,6 +30,7 @@ class TrainConfig:
     erasing_log_ratio: bool = True
     erasing_attempts: int = 10
     fast_data: bool = False  # decode once to a uint8 tensor (on the GPU when it fits) and augment batched
+    sampler: str = "pk"  # "pk" (P ids x K images) or "cross_modality" (P ids x (K RGB + K IR), e.g. IV-ReID)
     # optimisation
     epochs: int = 120
     max_iters_per_epoch: int | None = None
@@ -37,8 +38,12 @@ class TrainConfig:
     lr: float = 3.5e-4
     weight_decay: float = 5e-4
     momentum: float = 0.9
+    nesterov: bool = False
     bias_lr_factor: float = 1.0
     weight_decay_bias: float | None = None  # None: same as weight_decay
+    weight_decay_norm: float | None = None  # None: same as weight_decay
+    no_decay: tuple[str, ...] = ()  # parameter-name substrings without weight decay (e.g. "pos_embed")
+    lr_factors: dict[str, float] | None = None  # parameter-name prefix -> LR multiplier (e.g. {"heads.": 10})
     schedule: str = "multistep"  # "multistep" | "cosine" | "constant"
     warmup_epochs: int = 10
     warmup_factor: float = 0.1

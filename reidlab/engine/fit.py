@@ -44,10 +44,18 @@ def build_optimizers(model: nn.Module, loss: Any, config: TrainConfig) -> dict[s
         weight_decay=config.weight_decay,
         bias_lr_factor=config.bias_lr_factor,
         weight_decay_bias=config.weight_decay_bias,
+        weight_decay_norm=config.weight_decay_norm,
+        no_decay=tuple(config.no_decay),
+        lr_factors=config.lr_factors,
     )
     optimizers = {
         "model": build_optimizer(
-            config.optimizer, groups, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum
+            config.optimizer,
+            groups,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
         )
     }
     loss_params = [p for p in loss.parameters() if p.requires_grad] if isinstance(loss, nn.Module) else []
@@ -128,6 +136,7 @@ def fit(
             fast=config.fast_data,
             device=device,
             progress=config.progress,
+            sampler=config.sampler,
             **kwargs,
         )
     model.to(device)

@@ -15,7 +15,14 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from reidlab.data import ImageDataset, PKSampler, Sample, build_test_transform, build_train_transform
+from reidlab.data import (
+    CrossModalitySampler,
+    ImageDataset,
+    PKSampler,
+    Sample,
+    build_test_transform,
+    build_train_transform,
+)
 from reidlab.engine.distributed import get_rank, get_world_size, is_distributed
 from reidlab.paths import data_dir
 
@@ -54,16 +61,25 @@ def build_train_loader(
     device: torch.device | str = "cpu",
     cache_dir: str | Path | None = "default",
     progress: bool = True,
+    sampler: str = "pk",
     **transform_kwargs: Any,
 ):
     """P×K training batches ``{"image", "pid", "camid", "modality", "index"}``; ``set_epoch`` lives on ``.sampler``.
 
-    ``transform_kwargs`` are those of ``build_train_transform`` (flip_p, padding, erasing_*, ...).
+    ``sampler="cross_modality"`` gives P identities × (K RGB + K IR) images per batch (modality labels in
+    the batch). ``transform_kwargs`` are those of ``build_train_transform`` (flip_p, padding, erasing_*, ...).
     """
     if not samples:
         raise ValueError("build_train_loader got no training samples")
     device = torch.device(device)
-    sampler = PKSampler([s.pid for s in samples], batch_p, batch_k, seed, rank=get_rank(), world_size=get_world_size())
+    shard = {"rank": get_rank(), "world_size": get_world_size()}
+    pids = [s.pid for s in samples]
+    if sampler == "pk":
+        index_sampler = PKSampler(pids, batch_p, batch_k, seed, **shard)
+    elif sampler == "cross_modality":
+        index_sampler = CrossModalitySampler(pids, [s.modality for s in samples], batch_p, batch_k, seed, **shard)
+    else:
+        raise ValueError(f"unknown sampler {sampler!r}; expected 'pk' or 'cross_modality'")
     if fast:
         from reidlab.data.cache import TensorBatcher
         from reidlab.data.gpu_augment import GPUTrainAugment
@@ -73,8 +89,8 @@ def build_train_loader(
         return TensorBatcher(
             images,
             samples,
-            batch_size=sampler.batch_size,
-            sampler=sampler,
+            batch_size=index_sampler.batch_size,
+            sampler=index_sampler,
             device=device,
             transform=augment,
             images_on_device=fits_on_device(images, device),
@@ -82,8 +98,8 @@ def build_train_loader(
     transform = build_train_transform(image_size=tuple(image_size), **transform_kwargs)
     return DataLoader(
         ImageDataset(samples, transform),
-        batch_size=sampler.batch_size,
-        sampler=sampler,
+        batch_size=index_sampler.batch_size,
+        sampler=index_sampler,
         drop_last=True,
         num_workers=num_workers,
         pin_memory=device.type == "cuda",

@@ -60,6 +60,12 @@ class TrainResult:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+def _check_finite(values: dict[str, Any], epoch: int) -> None:
+    bad = {k: v for k, v in values.items() if isinstance(v, float) and not math.isfinite(v)}
+    if bad:
+        raise FloatingPointError(f"epoch {epoch}: non-finite training values {bad}; lower the LR or check the data")
+
+
 def has_conv(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
@@ -148,9 +154,7 @@ class StepContext:
             self.optimizers[name].zero_grad(set_to_none=True)
 
     def backward(self, total: torch.Tensor) -> None:
-        if not torch.isfinite(total.detach()):
-            raise FloatingPointError(f"training loss is {total.item()}; lower the LR or check the data")
-        self.scaler.scale(total).backward()
+        self.scaler.scale(total).backward()  # finiteness is checked at log points (no per-step GPU sync)
         all_reduce_grads(self._loss_params)  # parameters outside DDP (e.g. centre-loss centres)
 
     def step(self, names: Iterable[str] | None = None) -> None:
@@ -252,6 +256,7 @@ class Trainer:
         self.meta = dict(meta or {})
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)  # bf16 autocast needs no scaling
         self.history: list[dict[str, Any]] = []
+        self._global_step = 0
         self.start_epoch = 0
         self.best: dict[str, Any] = {}
         self._writer = None
@@ -323,6 +328,7 @@ class Trainer:
                     obj.load_state_dict(sampler["state"])
                     break
         self.history = list(state.get("history", []))
+        self._global_step = int(sum(row.get("iterations", 0) for row in self.history))
         self.best = dict(state.get("best", {}))
         self.start_epoch = int(state["epoch"])
         rngs = state["rng"]
@@ -416,7 +422,6 @@ class Trainer:
         images = 0
         start = time.perf_counter()
         batches = itertools.islice(self.train_loader, n_iters) if n_iters is not None else self.train_loader
-        global_step = epoch * (n_iters or 0)
         for i, batch in enumerate(batches):
             batch = self._to_device(batch)
             parts = self.step_fn(ctx, batch) if self.step_fn is not None else ctx.default_step(batch)
@@ -425,21 +430,31 @@ class Trainer:
             count += 1
             images += int(batch["image"].shape[0]) * get_world_size()
             bar.update(1)
-            if (i + 1) % self.log_every == 0 and main:
-                elapsed = time.perf_counter() - start
-                loss_now = float(parts["loss"]) if "loss" in parts else float("nan")
-                bar.set_postfix(loss=f"{loss_now:.3f}", lr=f"{self._current_lr():.2e}", img_s=f"{images / elapsed:.0f}")
-                if self._writer is not None:
-                    for key, value in parts.items():
-                        self._writer.add_scalar(f"train/{key}", float(value), global_step + i + 1)
+            self._global_step += 1
+            if (i + 1) % self.log_every == 0:
+                values = {k: float(v) for k, v in parts.items()}
+                _check_finite(values, epoch + 1)
+                if main:
+                    elapsed = time.perf_counter() - start
+                    shown = dict(lr=f"{self._current_lr():.2e}", img_s=f"{images / elapsed:.0f}")
+                    bar.set_postfix(loss=f"{values.get('loss', float('nan')):.3f}", **shown)
+                    if self._writer is not None:
+                        for key, value in values.items():
+                            self._writer.add_scalar(f"train/{key}", value, self._global_step)
         if count == 0:
             raise RuntimeError("the training loader produced no batch; is the dataset smaller than one P×K batch?")
+        if is_distributed():  # epoch means over every rank's batches
+            keys = sorted(sums)
+            stacked = torch.stack([torch.as_tensor(sums[k], device=self.device) for k in keys])
+            torch.distributed.all_reduce(stacked)
+            sums = {k: v / get_world_size() for k, v in zip(keys, stacked, strict=True)}
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - start
         bar.close()
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": self._current_lr()}
         row.update({k: float(v) / count for k, v in sums.items()})
+        _check_finite(row, epoch + 1)
         row.update({"iterations": count, "images_per_s": images / seconds, "seconds": seconds})
         return row
 
