@@ -20,9 +20,10 @@ def cross_entropy_ls(logits: torch.Tensor, targets: torch.Tensor, epsilon: float
 
 def euclidean_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Pairwise distances ``sqrt(max(‖x‖² + ‖y‖² − 2x·y, 1e-12))`` (the peers' formula), shape (len(x), len(y))."""
-    x, y = x.float(), y.float()
-    sq = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1).unsqueeze(0) - 2.0 * (x @ y.t())
-    return sq.clamp(min=1e-12).sqrt()
+    with torch.autocast(x.device.type, enabled=False):  # the expanded form cancels badly in bf16
+        x, y = x.float(), y.float()
+        sq = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1).unsqueeze(0) - 2.0 * (x @ y.t())
+        return sq.clamp(min=1e-12).sqrt()
 
 
 def hard_example_mining(dist: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -93,3 +93,18 @@ def test_bot_center_loss_weight_and_centre_gradient_rule():
     plain.centers.data.copy_(crit.center.centers.data)
     plain(feats.detach(), pids).backward()
     assert torch.allclose(crit.center.centers.grad, plain.centers.grad, atol=1e-6)
+
+
+def test_triplet_distances_stay_float32_under_autocast():
+    torch.manual_seed(0)
+    feats = (30 * torch.randn(8, 256)).bfloat16()
+    labels = torch.arange(4).repeat_interleave(2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        dist = euclidean_dist(feats, feats)
+        loss = triplet_loss(feats, labels)
+    assert dist.dtype == torch.float32
+    reference = torch.cdist(feats.float(), feats.float())
+    off = ~torch.eye(8, dtype=torch.bool)
+    assert torch.allclose(dist[off], reference[off], rtol=1e-4)  # bf16 matmul would be off by whole units
+    assert dist.diagonal().max() < 1.0
+    assert torch.allclose(loss, triplet_loss(feats.float(), labels), atol=1e-4)

@@ -143,8 +143,7 @@ class StepContext:
             return self.model(batch["image"], camids=batch.get("camid"))
 
     def loss(self, outputs: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        with self.autocast():
-            result = self.loss_fn(outputs, batch)
+        result = self.loss_fn(outputs, batch)  # outside autocast: losses run in float32
         if isinstance(result, tuple):
             return result
         return result, {}
