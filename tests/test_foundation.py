@@ -83,6 +83,7 @@ def test_atomic_save_leaves_nothing_half_written(tmp_path):
         io.atomic_torch_save({"w": Boom()}, target)
     assert torch.equal(io.safe_torch_load(target)["w"], torch.arange(3)), "old checkpoint must survive"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pth"], "no temporary file may remain"
+    assert target.stat().st_mode & 0o044, "written files are readable by others like any normal file"
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         io.safe_torch_load(tmp_path / "missing.pth")
 
