@@ -31,8 +31,8 @@ Relation to the peers' variants (see the peers spec §2.3):
   CLIP-ReID have the same code but hard-code ``k1=50, k2=15`` in their evaluator.
 * torchreid and layumi's CPU version take *distance matrices* and square them again: fed the
   squared Euclidean (torchreid) or ``2 - 2cos`` (layumi), they weight by the **4th power** of the
-  Euclidean distance. Reproduce that by passing features whose squared distance is that power — in
-  general their numbers are not comparable with this function's.
+  Euclidean distance, in the Gaussian weights and in the lambda mix alike, so their "+RR" numbers
+  are not comparable with this function's.
 * fast-reid's ``compute_jaccard_distance`` skips the column normalisation, uses faiss kNN and mixes
   the Jaccard term with the cosine distance.
 """
