@@ -99,17 +99,17 @@ class Palette:
 # MSMT: a mix; CUHK03: indoor campus; RandPerson: wide random palette; SYSU / RegDB: mixed.
 PALETTES: dict[str, Palette] = {
     "market": Palette(
-        upper={"white": 5, "black": 4, "grey": 3, "blue": 2, "light blue": 1.5, "red": 2, "pink": 1.2,
-               "green": 1, "yellow": 1, "purple": 0.6, "navy": 1, "orange": 0.6, "beige": 0.8},
-        lower={"black": 5, "blue": 3, "grey": 2, "navy": 1.5, "white": 1, "beige": 1.2, "dark grey": 1.5,
-               "brown": 0.6},
-        shoes={"white": 4, "black": 4, "grey": 1.5, "brown": 1, "red": 0.4, "blue": 0.5},
-        accessory={"black": 5, "grey": 1.5, "blue": 1, "red": 0.8, "white": 0.8, "brown": 1, "pink": 0.6,
-                   "green": 0.5},
+        upper={"white": 6, "black": 6, "grey": 3, "blue": 1.5, "navy": 1.2, "light blue": 0.8, "red": 1.2,
+               "pink": 0.6, "green": 0.6, "yellow": 0.5, "purple": 0.3, "orange": 0.3, "beige": 0.6},
+        lower={"black": 7, "blue": 3, "grey": 2, "navy": 1.5, "white": 0.6, "beige": 0.8, "dark grey": 1.5},
+        shoes={"white": 4, "black": 5, "grey": 1.5, "brown": 0.8},
+        accessory={"black": 6, "grey": 1.5, "blue": 0.8, "red": 0.5, "white": 0.6, "brown": 0.8},
         hair={"black": 8, "dark brown": 2, "brown": 0.6, "blond": 0.2, "grey": 0.3},
         skin=(0.35, 0.4, 0.2, 0.04, 0.01),
         upper_type=(0.6, 0.25, 0.15),
+        pattern=(0.4, 0.2, 0.15, 0.25),
         lower_type={"man": (0.6, 0.4, 0.0), "woman": (0.4, 0.3, 0.3)},
+        colour_jitter=3.0,
     ),
     "duke": Palette(
         upper={"black": 6, "dark grey": 3, "navy": 2.5, "grey": 2, "maroon": 1.2, "brown": 1.2, "olive": 1,

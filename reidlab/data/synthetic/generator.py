@@ -35,7 +35,7 @@ from .presets import SIZES, Preset, get_preset
 from .render import Shots, WorldContext, render_shots
 from .scene import Camera, make_cameras
 
-GENERATOR_VERSION = "1.2"
+GENERATOR_VERSION = "1.3"
 MARKER = ".reidlab_synthetic.json"
 CHUNK = 256
 PARALLEL_MIN_IMAGES = 4000  # below this, worker start-up costs more than it saves
@@ -140,11 +140,12 @@ def render_world(world: World, root: Path, workers: int | None = None, progress:
     for parent in sorted({(root / p).parent for p in plan.paths}):
         parent.mkdir(parents=True, exist_ok=True)
     quality = np.array([c.jpeg_quality for c in world.cameras])[plan.shots.cam]
+    chunks = _chunks(world)
     tasks = [
         (seed, plan.shots.take(idx), thermal, [plan.paths[i] for i in idx], str(root), quality[idx].tolist())
-        for seed, idx, thermal in _chunks(world)
+        for seed, idx, thermal in chunks
     ]
-    order = np.concatenate([idx for _, idx, _ in _chunks(world)]) if tasks else np.zeros(0, np.int64)
+    order = np.concatenate([idx for _, idx, _ in chunks]) if chunks else np.zeros(0, np.int64)
     n = len(plan.paths)
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if n >= PARALLEL_MIN_IMAGES else 1

@@ -190,11 +190,10 @@ def _test_tracklets(ctx: Context, query_rows: np.ndarray, other_rows: np.ndarray
 def _query_mask(rng: np.random.Generator, tr: Tracklets, queries_per_track: np.ndarray) -> np.ndarray:
     """Mark ``queries_per_track[t]`` random frames of every tracklet ``t`` as queries."""
     mask = np.zeros(len(tr.track), bool)
-    starts = np.searchsorted(tr.track, np.arange(len(queries_per_track)))
-    for t, nq in enumerate(queries_per_track):
-        if nq:
-            length = int(np.sum(tr.track == t)) if t == len(queries_per_track) - 1 else int(starts[t + 1] - starts[t])
-            mask[starts[t] + rng.choice(length, size=int(nq), replace=False)] = True
+    lengths = np.bincount(tr.track, minlength=len(queries_per_track))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    for t in np.nonzero(queries_per_track)[0]:
+        mask[starts[t] + rng.choice(lengths[t], size=int(queries_per_track[t]), replace=False)] = True
     return mask
 
 

@@ -109,8 +109,8 @@ class Preset:
 
 MARKET = Domain(
     palette="market",
-    cameras=CameraStyle(scenes=("campus", "street"), brightness=(0.78, 1.2), temperature=(-0.8, 0.8),
-                        saturation=(0.65, 1.1), contrast=(0.8, 1.15), blur=(0.35, 1.0), side_view=(0.1, 0.9)),
+    cameras=CameraStyle(scenes=("campus", "street"), brightness=(0.82, 1.15), temperature=(-0.65, 0.65),
+                        saturation=(0.72, 1.1), contrast=(0.85, 1.12), blur=(0.35, 1.0), side_view=(0.1, 0.9)),
     box=BoxJitter(scale_std=0.05, shift_std=0.05, partial=0.06),
 )
 DUKE = Domain(

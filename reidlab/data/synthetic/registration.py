@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from reidlab.data.records import ReIDDataset
-from reidlab.data.registry import _DATASETS, load_dataset, register_dataset
+from reidlab.data.registry import list_datasets, load_dataset, register_dataset
 
 from .generator import MARKER, ensure
 from .presets import PRESETS, get_preset
@@ -22,7 +23,11 @@ def load_synthetic(
     RegDB ``trial``/``direction``, CUHK03-NP ``subset``).
     """
     preset = get_preset(name)
-    if root is not None and (Path(root) / MARKER).is_file():
+    marker = Path(root) / MARKER if root is not None else None
+    if marker is not None and marker.is_file():
+        found = json.loads(marker.read_text(encoding="utf-8")).get("preset")
+        if found != name:
+            raise ValueError(f"{name}: {root} holds the synthetic world of preset {found!r}, not {name!r}")
         folder = Path(root)
     else:
         folder = ensure(name, size, out=root, seed=seed)
@@ -43,6 +48,7 @@ def _loader(name: str):
 
 def register_presets() -> None:
     """Register ``synth_*`` names (idempotent)."""
+    known = set(list_datasets())
     for name in PRESETS:
-        if name not in _DATASETS:
+        if name not in known:
             register_dataset(name)(_loader(name))

@@ -17,7 +17,7 @@ from torch import Tensor
 from .attributes import COLOURS, HAIR_COLOURS, SKIN_TONES, Identities
 from .figure import FigureBatch, render_figure
 from .occlusion import occlude
-from .scene import Camera, background_variants
+from .scene import Camera, background_variants, hue_rotation
 from .thermal import thermal_imaging, thermal_materials
 
 BUILD_FACTORS = np.array([0.88, 1.0, 1.14], np.float32)
@@ -108,6 +108,8 @@ class WorldContext:
         self.cam_blur = t(np.array([c.blur for c in cameras], np.float32))
         self.cam_noise = t(np.array([c.noise for c in cameras], np.float32))
         self.cam_light = t(np.array([c.light for c in cameras], np.float32))
+        self.cam_hue = t(np.stack([hue_rotation(c.hue) for c in cameras]))  # (cams, 3, 3)
+        self.cam_gamma = t(np.array([c.gamma for c in cameras], np.float32))  # (cams, 3)
         self._backgrounds: dict[int, Tensor] = {}
 
     def backgrounds(self, cam: int) -> Tensor:
@@ -215,6 +217,9 @@ def render_shots(ctx: WorldContext, shots: Shots, thermal: bool, seed: int) -> t
         grey = (img * torch.tensor([0.3, 0.59, 0.11]).view(1, 3, 1, 1)).sum(1, keepdim=True)
         img = torch.lerp(grey.expand_as(img), img, ctx.cam_sat[cam].view(-1, 1, 1, 1))
         img = 0.45 + ctx.cam_contrast[cam].view(-1, 1, 1, 1) * (img - 0.45)
+        # the camera's colour response: a hue rotation and a gamma per channel
+        img = torch.einsum("bij,bjhw->bihw", ctx.cam_hue[cam], img)
+        img = img.clamp_min(0.0).pow(ctx.cam_gamma[cam].view(n, 3, 1, 1))
         img = _blur(img, sigma)
         img = img + ctx.cam_noise[cam].view(-1, 1, 1, 1) * torch.randn(n, 3, h, w, generator=gen)
     out = (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()

@@ -33,6 +33,8 @@ class CameraStyle:
     noise: tuple[float, float] = (0.008, 0.025)
     jpeg_quality: tuple[int, int] = (78, 95)
     side_view: tuple[float, float] = (0.1, 0.9)  # probability that a tracklet walks sideways
+    hue: float = 0.15  # colour response: hue rotation drawn in +-hue radians per camera
+    gamma: tuple[float, float] = (0.88, 1.14)  # colour response: per-channel gamma
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,21 @@ class Camera:
     side_view: float
     light: float  # horizontal key-light direction -1..1
     scene_seed: int
+    hue: float = 0.0  # hue rotation of the camera's colour response (radians)
+    gamma: tuple[float, float, float] = (1.0, 1.0, 1.0)  # per-channel gamma of its colour response
+
+
+def hue_rotation(angle: float) -> np.ndarray:
+    """3x3 matrix rotating RGB colours about the grey axis by ``angle`` radians (greys stay grey)."""
+    c, s = np.cos(angle), np.sin(angle)
+    k = 1.0 / 3.0
+    r = np.sqrt(k)
+    return np.array(
+        [[c + (1 - c) * k, k * (1 - c) - r * s, k * (1 - c) + r * s],
+         [k * (1 - c) + r * s, c + k * (1 - c), k * (1 - c) - r * s],
+         [k * (1 - c) - r * s, k * (1 - c) + r * s, c + k * (1 - c)]],
+        np.float32,
+    )
 
 
 def make_cameras(
@@ -84,6 +101,8 @@ def make_cameras(
                 side_view=float(rng.uniform(*style.side_view)),
                 light=float(rng.uniform(-1, 1)),
                 scene_seed=int(rng.integers(2**31)),
+                hue=float(rng.uniform(-style.hue, style.hue)),
+                gamma=tuple(float(g) for g in rng.uniform(*style.gamma, size=3)),
             )
         )
     return cams
@@ -193,7 +212,7 @@ def draw_scene(rng: np.random.Generator, style: str, h: int = _SCENE_H, w: int =
         img *= 0.55
     # soft shadows and vignetting-like brightness variation; pull towards the mean to mute the scene
     img *= 1 + 0.12 * _smooth_noise(rng, h, w, 48)[..., None]
-    img = 0.6 * img + 0.4 * img.mean(axis=(0, 1), keepdims=True)
+    img = 0.4 * img + 0.6 * img.mean(axis=(0, 1), keepdims=True)
     lum = img @ np.array([0.3, 0.59, 0.11], np.float32)
     img = 0.55 * img + 0.45 * lum[..., None]  # real backgrounds are mostly greyish: pavement, walls
     return np.clip(img, 0, 1)
@@ -242,7 +261,7 @@ def background_variants(camera: Camera, height: int, width: int, num: int = NUM_
         if rng.random() < 0.5:
             crop = crop.flip(-1)
         crop = F.interpolate(crop, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
-        crop = _defocus(crop, float(rng.uniform(0.8, 1.8)))  # the pedestrian is in focus, the scene behind less
+        crop = _defocus(crop, float(rng.uniform(1.0, 2.2)))  # the pedestrian is in focus, the scene behind less
         # clouds, shadows, reflections: each area of the view is lit a little differently
         jitter = rng.uniform(0.85, 1.15) * (1 + rng.normal(0, 0.04, crop.shape[1])).astype(np.float32)
         out.append(crop * torch.from_numpy(jitter.astype(np.float32)).view(1, -1, 1, 1))
