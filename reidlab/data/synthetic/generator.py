@@ -35,7 +35,7 @@ from .presets import SIZES, Preset, get_preset
 from .render import Shots, WorldContext, render_shots
 from .scene import Camera, make_cameras
 
-GENERATOR_VERSION = "1.3"
+GENERATOR_VERSION = "1.4"
 MARKER = ".reidlab_synthetic.json"
 CHUNK = 256
 PARALLEL_MIN_IMAGES = 4000  # below this, worker start-up costs more than it saves

@@ -218,7 +218,7 @@ def render_shots(ctx: WorldContext, shots: Shots, thermal: bool, seed: int) -> t
         img = torch.lerp(grey.expand_as(img), img, ctx.cam_sat[cam].view(-1, 1, 1, 1))
         img = 0.45 + ctx.cam_contrast[cam].view(-1, 1, 1, 1) * (img - 0.45)
         # the camera's colour response: a hue rotation and a gamma per channel
-        img = torch.einsum("bij,bjhw->bihw", ctx.cam_hue[cam], img)
+        img = torch.bmm(ctx.cam_hue[cam], img.reshape(n, 3, h * w)).view(n, 3, h, w)
         img = img.clamp_min(0.0).pow(ctx.cam_gamma[cam].view(n, 3, 1, 1))
         img = _blur(img, sigma)
         img = img + ctx.cam_noise[cam].view(-1, 1, 1, 1) * torch.randn(n, 3, h, w, generator=gen)
