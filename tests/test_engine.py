@@ -246,6 +246,7 @@ def test_train_cli_end_to_end_on_a_market_layout(tmp_path):
     argv = ["--method", "bot", "--profile", "smoke", "--dataset", "market1501", "--data-root", str(tmp_path / "data"),
             "--epochs", "1", "--run-dir", str(run), "--device", "cpu", "--set", "image_size=(32,16)"]  # fmt: skip
     argv += ["--set", "batch_p=4", "--set", "batch_k=2", "--set", "max_iters_per_epoch=2", "--set", "progress=False"]
+    argv += ["--set", "pretrained=False"]
     assert main(argv) == 0
     summary = json.loads((run / "results.json").read_text())
     assert summary["dataset"] == "market1501" and summary["protocol"] == "market" and summary["flip_tta"] is False
