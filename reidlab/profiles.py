@@ -102,6 +102,8 @@ def get_preset(method: str, profile: str | Profile = "smoke", **overrides: Any) 
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     key = (method, prof.name)
     if key not in _PRESETS:
+        import reidlab.models  # noqa: F401  (method modules register their presets on import)
+    if key not in _PRESETS:
         known = sorted({m for m, _ in _PRESETS})
         raise ValueError(f"no preset for method {method!r} and profile {prof.name!r}; methods with presets: {known}")
     preset = _PRESETS[key](prof)
