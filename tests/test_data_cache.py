@@ -133,3 +133,12 @@ def test_gpu_erasing_and_jitter_options():
         GPUTrainAugment(erasing_mode="mean")
     built = GPUTrainAugment.from_transform_kwargs(image_size=(20, 10), interpolation="bicubic", padding=0)
     assert built.padding == 0
+
+
+def test_a_file_rewritten_under_the_same_name_is_decoded_afresh(samples, tmp_path):
+    folder = tmp_path / "cache"
+    before = decode_images(samples, (16, 8), cache_dir=folder, progress=False)
+    Image.fromarray(np.full((20, 10, 3), 7, dtype=np.uint8)).save(samples[0].path)  # a regenerated world
+    after = decode_images(samples, (16, 8), cache_dir=folder, progress=False)
+    assert torch.equal(after[1:], before[1:]) and not torch.equal(after[0], before[0])
+    assert int(after[0].float().sub(7).abs().max()) == 0

@@ -3,8 +3,8 @@
 Decoding resizes exactly like the first step of :func:`~reidlab.data.transforms.build_train_transform`
 (``ToImage`` then ``Resize`` with the named interpolation, antialiased), so the batched augmentations
 of :mod:`reidlab.data.gpu_augment` on the decoded tensor match the per-image pipeline.
-The optional cache file is keyed by the image paths, the size and the interpolation, and written
-atomically. :class:`TensorBatcher` then serves batches of indices (from a sampler or in order)
+The optional cache file is keyed by the image paths (with file sizes and mtimes), the size and
+the interpolation, and written atomically. :class:`TensorBatcher` then serves batches of indices (from a sampler or in order)
 as uint8 tensors on a device, with labels.
 """
 
@@ -34,10 +34,14 @@ def _paths(items: Sequence[Sample | str | Path]) -> list[str]:
 
 
 def cache_key(paths: Sequence[str], image_size: tuple[int, int], interpolation: str) -> str:
-    """SHA-256 over the ordered paths, the size and the interpolation."""
+    """SHA-256 over the ordered paths with each file's size and mtime, the size and the interpolation.
+
+    A file rewritten under the same name (a regenerated synthetic world) changes the key.
+    """
     digest = hashlib.sha256(f"v{CACHE_VERSION}|{tuple(image_size)}|{interpolation}\n".encode())
     for path in paths:
-        digest.update(path.encode("utf-8", "surrogateescape") + b"\n")
+        stat = os.stat(path)
+        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 

@@ -8,8 +8,6 @@ Both yield the same dict batches; under DDP the sampler shards whole batches per
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,7 @@ DEVICE_CACHE_FRACTION = 0.5
 
 
 def default_cache_dir() -> Path:
-    """Where decoded uint8 image tensors are cached (``<data_dir>/cache/<files fingerprint>/``)."""
+    """Where decoded uint8 image tensors are cached (``<data_dir>/cache/``; files keyed by content stamps)."""
     return data_dir() / "cache"
 
 
@@ -44,19 +42,10 @@ def fits_on_device(images: torch.Tensor, device: torch.device) -> bool:
     return images.numel() * images.element_size() < DEVICE_CACHE_FRACTION * free
 
 
-def files_fingerprint(samples: Sequence[Sample]) -> str:
-    """Hash of every file's path, size and modification time: a regenerated world gets a fresh cache."""
-    digest = hashlib.sha256()
-    for s in samples:
-        stat = os.stat(s.path)
-        digest.update(f"{s.path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()[:16]
-
-
 def _decode(samples: Sequence[Sample], image_size: tuple[int, int], interpolation: str, cache_dir: Any, progress: bool):
     from reidlab.data.cache import decode_images
 
-    cache = default_cache_dir() / files_fingerprint(samples) if cache_dir == "default" else cache_dir
+    cache = default_cache_dir() if cache_dir == "default" else cache_dir
     return decode_images(samples, image_size, interpolation=interpolation, cache_dir=cache, progress=progress)
 
 
