@@ -11,6 +11,7 @@ import argparse
 import os
 import platform
 import resource
+import shlex
 import shutil
 import tempfile
 import time
@@ -64,6 +65,8 @@ def run(preset: str, size: str, workers: int, out: Path | None) -> dict:
 
 
 def markdown(records: list[dict], argv: list[str], note: str) -> str:
+    from reidlab.data.synthetic import GENERATOR_VERSION
+
     lines = [
         "| preset | size | images (splits) | render processes | wall s (writing incl.) | images / s | CPU s "
         "| MB on disk | load avg before / after |",
@@ -77,7 +80,8 @@ def markdown(records: list[dict], argv: list[str], note: str) -> str:
             f"| {r['load_before']:.2f} / {r['load_after']:.2f} |"
         )
     notes = [
-        f"Command: `python -m reidlab.bench synth {' '.join(argv)}`.",
+        f"Command: `{shlex.join(['python', '-m', 'reidlab.bench', 'synth', *argv])}`; "
+        f"synthetic world generator version {GENERATOR_VERSION}.",
         f"Machine: {_cpu_name()}, {os.cpu_count()} logical CPUs; Python {platform.python_version()}.",
         "Wall time covers rendering, JPEG/PNG/BMP/TIFF encoding and writing every file plus the side files "
         "(attributes, descriptions, manifest); planning is excluded (it took "
