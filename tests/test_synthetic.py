@@ -179,6 +179,13 @@ def test_cli_generates_and_reports_up_to_date(tmp_path, capsys):
         cli_main(["--preset", "synth_nothing"])
 
 
+def test_a_world_folder_is_read_directly_but_only_for_its_own_preset(worlds):
+    market = world_dir("synth_market", "mini", worlds)
+    assert len(load_dataset("synth_market", root=market).train) == PRESETS["synth_market"].sizes["mini"].train_images
+    with pytest.raises(ValueError, match="synth_market"):
+        load_dataset("synth_duke", root=market)
+
+
 def test_unknown_preset_and_size_are_clear_errors():
     with pytest.raises(ValueError, match="unknown synthetic preset"):
         plan_world("synth_nothing")
