@@ -18,6 +18,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from reidlab.bench.record import append_section
+
 HEADING = "## Synthetic world (`python -m reidlab.bench synth`)"
 
 
@@ -94,21 +96,6 @@ def markdown(records: list[dict], argv: list[str], note: str) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 
-def append_section(text: str, path: Path) -> None:
-    """Add ``text`` at the end of this benchmark's section (created if missing); re-reads the file first."""
-    from reidlab.io import atomic_write_text
-
-    current = path.read_text(encoding="utf-8") if path.exists() else "# reidlab benchmarks\n"
-    lines = current.rstrip("\n").split("\n")
-    if HEADING not in lines:
-        updated = current.rstrip("\n") + f"\n\n{HEADING}\n\n{text.strip()}\n"
-    else:
-        start = lines.index(HEADING)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        head, tail = "\n".join(lines[:end]).rstrip("\n"), "\n".join(lines[end:])
-        updated = f"{head}\n\n{text.strip()}\n" + (f"\n{tail}\n" if tail else "")
-    atomic_write_text(path, updated)
-
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m reidlab.bench synth", description=__doc__.split("\n")[0])
@@ -128,7 +115,5 @@ def main(argv: list[str]) -> int:
     text = markdown(records, argv, args.note)
     print(text)
     if not args.no_write:
-        from reidlab.paths import figures_dir
-
-        append_section(text, figures_dir() / "benchmarks.md")
+        append_section(HEADING, text)
     return 0

@@ -24,8 +24,9 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
+
+from reidlab.bench.record import append_section
 
 HEADING = "## Training (`python -m reidlab.bench train`)"
 MARKET_TRAIN_IMAGES = 12_936
@@ -136,21 +137,6 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def append_section(text: str, path: Path) -> None:
-    """Insert ``text`` at the end of this benchmark's section (created if missing); re-reads the file first."""
-    from reidlab.io import atomic_write_text
-
-    current = path.read_text(encoding="utf-8") if path.exists() else "# reidlab benchmarks\n"
-    lines = current.rstrip("\n").split("\n")
-    if HEADING not in lines:
-        updated = current.rstrip("\n") + f"\n\n{HEADING}\n\n{text.strip()}\n"
-    else:
-        start = lines.index(HEADING)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        before, after = "\n".join(lines[:end]).rstrip("\n"), "\n".join(lines[end:])
-        updated = f"{before}\n\n{text.strip()}\n" + (f"\n{after}\n" if after else "")
-    atomic_write_text(path, updated)
-
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     import torch
@@ -222,7 +208,5 @@ def main(argv: list[str]) -> int:
     )
     print(text)
     if not args.no_write:
-        from reidlab.paths import figures_dir
-
-        append_section(text, figures_dir() / "benchmarks.md")
+        append_section(HEADING, text)
     return 0 if all("error" not in r for r in rows) else 1
