@@ -345,7 +345,7 @@ def test_cuda_matches_cpu(protocol):
 # ----------------------------------------------------------------------------- the benchmark module
 
 
-def test_benchmark_runs_on_tiny_sizes_and_appends_its_section(tmp_path, capsys):
+def test_benchmark_runs_on_tiny_sizes_and_appends_its_section(tmp_path, capsys, monkeypatch):
     from reidlab.bench import eval as bench
 
     argv = ["--sizes", "tiny", "--inline", "--no-write", "--repeats", "1", "--dim", "32", "--rerank-dims", "32"]
@@ -355,10 +355,16 @@ def test_benchmark_runs_on_tiny_sizes_and_appends_its_section(tmp_path, capsys):
     # dense NumPy references agree with reidlab (the "check" column)
     assert all(json.loads(r).get("max_abs_diff", 0.0) < 1e-4 for r in records)
 
+    # with writing: the run lands in this benchmark's own section, other sections untouched
+    monkeypatch.setenv("REIDLAB_FIGURES", str(tmp_path))
     path = tmp_path / "benchmarks.md"
     path.write_text("# reidlab benchmarks\n\n## Training\n\ntrain table\n", encoding="utf-8")
-    bench.append_section("### run 1\n\nfirst", path)
-    bench.append_section("### run 2\n\nsecond", path)
+    argv = ["--sizes", "tiny", "--cases", "rank", "--inline", "--repeats", "1"]
+    assert bench.main(argv) == 0 and bench.main(argv) == 0
     text = path.read_text(encoding="utf-8")
     assert "## Training\n\ntrain table" in text
-    assert text.count(bench.HEADING) == 1 and text.index("run 1") < text.index("run 2")
+    assert (
+        text.count(bench.HEADING) == 1
+        and text.count("### ") == 2
+        and text.index("## Training") < text.index(bench.HEADING)
+    )

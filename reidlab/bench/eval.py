@@ -334,22 +334,6 @@ def markdown_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def append_section(text: str, path) -> None:
-    """Insert ``text`` at the end of this benchmark's section (created if missing); others untouched."""
-    from reidlab.io import atomic_write_text
-
-    current = path.read_text(encoding="utf-8") if path.exists() else "# reidlab benchmarks\n"
-    lines = current.rstrip("\n").split("\n")
-    if HEADING not in lines:
-        updated = current.rstrip("\n") + f"\n\n{HEADING}\n\n{text.strip()}\n"
-    else:
-        start = lines.index(HEADING)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        before, after = "\n".join(lines[:end]).rstrip("\n"), "\n".join(lines[end:])
-        updated = f"{before}\n\n{text.strip()}\n" + (f"\n{after}\n" if after else "")
-    atomic_write_text(path, updated)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     def names(value: str) -> list[str]:
         return [v.strip() for v in value.split(",") if v.strip()]
@@ -418,9 +402,9 @@ def main(argv: list[str]) -> int:
     section += "\n\n" + table + "\n"
     print(section)
     if not args.no_write:
-        from reidlab.paths import figures_dir
+        from reidlab.bench.record import append_section
 
-        append_section(section, figures_dir() / "benchmarks.md")
+        append_section(HEADING, section)
     return 0 if all("error" not in r for r in records) else 1
 
 
