@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -148,8 +147,3 @@ def cosine_distance(q_feats: ArrayLike, g_feats: ArrayLike) -> torch.Tensor:
 def masked_cosine_distance(q_feats: ArrayLike, g_feats: ArrayLike, q_masks: ArrayLike) -> torch.Tensor:
     """DPM's query-mask-weighted arccos distance matrix (see the module docstring)."""
     return compute_distance(q_feats, g_feats, metric="masked_cosine", q_masks=q_masks)
-
-
-def to_numpy(value: torch.Tensor) -> np.ndarray:
-    """A CPU NumPy copy/view of a tensor."""
-    return value.detach().cpu().numpy()
