@@ -64,32 +64,25 @@ class PerQueryResult:
 
 
 def per_query_metrics(distmat, q_pids, g_pids, q_camids, g_camids, *, chunk: int = 512) -> PerQueryResult:
-    """AP, rank-1 hit and first-match position of every query (vectorised, ``chunk`` queries at a time)."""
+    """AP, rank-1 hit and first-match position of every query, from the evaluation core (Market rule).
+
+    ``chunk`` bounds how many queries' match counts are formed at once.
+    """
+    from reidlab.evaluation import evaluate_rank
+
     dist, q_pids, g_pids, q_camids, g_camids = check_ranking_inputs(distmat, q_pids, g_pids, q_camids, g_camids)
     nq = dist.shape[0]
-    ap = np.full(nq, np.nan, dtype=np.float64)
-    rank1 = np.zeros(nq, dtype=bool)
-    first = np.full(nq, -1, dtype=np.int64)
     nmatch = np.zeros(nq, dtype=np.int64)
     for start in range(0, nq, chunk):
         sl = slice(start, min(start + chunk, nq))
-        order = np.argsort(dist[sl], axis=1, kind="stable")
-        pids, cams = g_pids[order], g_camids[order]
-        same_pid = pids == q_pids[sl, None]
-        keep = ~(same_pid & (cams == q_camids[sl, None]))
-        match = same_pid & keep
-        position = np.cumsum(keep, axis=1)  # 1-based rank among kept entries
-        hits = np.cumsum(match, axis=1)
-        n = match.sum(axis=1)
-        precision = np.where(match, hits / np.maximum(position, 1), 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ap[sl] = np.where(n > 0, precision.sum(axis=1) / n, np.nan)
-        has = match.any(axis=1)
-        first_idx = match.argmax(axis=1)
-        first[sl] = np.where(has, position[np.arange(len(order)), first_idx] - 1, -1)
-        rank1[sl] = first[sl] == 0
-        nmatch[sl] = n
-    return PerQueryResult(ap=ap, rank1=rank1, first_match=first, num_matches=nmatch)
+        nmatch[sl] = ((g_pids == q_pids[sl, None]) & (g_camids != q_camids[sl, None])).sum(axis=1)
+    ap = np.full(nq, np.nan, dtype=np.float64)
+    first = np.full(nq, -1, dtype=np.int64)
+    if nmatch.any():  # evaluate_rank refuses a problem where no query has a match
+        result = evaluate_rank(dist, q_pids, g_pids, q_camids, g_camids, protocol="market", ap="standard")
+        ap = result.query_ap.astype(np.float64)
+        first = np.where(nmatch > 0, result.first_match_rank.astype(np.int64) - 1, -1)
+    return PerQueryResult(ap=ap, rank1=first == 0, first_match=first, num_matches=nmatch)
 
 
 def top_k(distmat, q_pids, g_pids, q_camids, g_camids, query_index: int, k: int, *, remove_junk: bool = True):
