@@ -4,22 +4,72 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.reidlab-installed
+# The tested versions of every package .venv holds (pins only, no hashes); `make lock` refreshes it.
+LOCK := requirements-lock.txt
 PROFILE ?= smoke
 
-.PHONY: demo test lint unit notebooks bench-eval bench-train bench-synth clean-runs help
+.PHONY: demo test lint unit notebooks bench-eval bench-train bench-synth clean-runs help lock
 
 help:
 	@echo "make demo   - set up .venv, generate the synthetic world, run every notebook (profile $(PROFILE))"
 	@echo "make test   - set up .venv, ruff check, pytest (unit tests + every notebook under papermill)"
+	@echo "make lock   - re-resolve pyproject.toml's ranges in a scratch venv and rewrite $(LOCK)"
 
-# The virtual environment is (re)built when missing or older than pyproject.toml.
-$(STAMP): pyproject.toml
-	@echo "==> setting up $(VENV) (first install of torch takes a few minutes and several GB)"
+# Fails when the environment holds a package that the lock does not pin, or pins at another version
+# (a dependency added to pyproject.toml without `make lock`, or a leftover of an older lock).
+define CHECK_LOCK
+import re, subprocess, sys
+canon = lambda name: re.sub(r"[-_.]+", "-", name).lower()
+lock = {}
+for line in open(sys.argv[1]):
+    line = line.split("#", 1)[0].strip()
+    if line and not line.startswith("-"):
+        name, _, version = line.partition("==")
+        lock[canon(name)] = version.strip()
+freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable", "--exclude", "reidlab"],
+                        check=True, capture_output=True, text=True).stdout.splitlines()
+bad = []
+for entry in freeze:
+    name, _, version = entry.partition("==")
+    if canon(name) not in lock:
+        bad.append(f"{entry}: installed, not in {sys.argv[1]}")
+    elif version != lock[canon(name)]:
+        bad.append(f"{entry}: installed, {sys.argv[1]} pins {lock[canon(name)]}")
+if bad:
+    sys.exit("ERROR: the environment differs from " + sys.argv[1] + ":\n  " + "\n  ".join(bad)
+             + "\nA dependency added to pyproject.toml needs `make lock`; a leftover of an older lock needs"
+             + " `rm -rf .venv && make`.")
+print(f"==> {len(freeze)} packages, all at the versions pinned in {sys.argv[1]}")
+endef
+export CHECK_LOCK
+
+# The virtual environment is (re)installed when missing or older than pyproject.toml or the lock file;
+# it gets exactly the locked versions (the lock is a pip constraints file).
+$(STAMP): pyproject.toml $(LOCK)
+	@echo "==> setting up $(VENV) from $(LOCK) (first install of torch takes a few minutes and several GB)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet -e '.[dev]'
+	@$(PY) -m pip install --quiet -c $(LOCK) --upgrade pip
+	@$(PY) -m pip install --quiet -c $(LOCK) -e '.[dev]'
+	@$(PY) -c "$$CHECK_LOCK" $(LOCK)
 	@$(PY) -c "import torch, torchvision, timm, open_clip, pytorch_grad_cam, papermill; print('==> environment ready: torch', torch.__version__, '| torchvision', torchvision.__version__, '| timm', timm.__version__)"
 	@touch $(STAMP)
+
+# Refresh the lock on purpose: resolve pyproject.toml's loose ranges afresh in a scratch venv (newest
+# releases that fit), freeze it without reidlab itself, refuse local builds (+cu130) and URL pins.
+# Then `make test` installs the new set into .venv; commit $(LOCK) once it passes.
+lock:
+	@set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "==> resolving pyproject.toml's ranges in a scratch venv ($$tmp/venv; several GB, a few minutes)"; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/python" -m pip install --quiet --upgrade pip; \
+	"$$tmp/venv/bin/python" -m pip install --quiet -e '.[dev]'; \
+	{ if [ -f $(LOCK) ]; then sed -n '/^#/p;/^#/!q' $(LOCK); fi; \
+	  "$$tmp/venv/bin/python" -c "import pip; print('pip==' + pip.__version__)"; \
+	  "$$tmp/venv/bin/python" -m pip freeze --exclude-editable --exclude reidlab; } > "$$tmp/lock"; \
+	if grep -nE '^[^#].*( @ |\+)' "$$tmp/lock"; then \
+	  echo "ERROR: the lines above are local builds or URLs, which PyPI cannot resolve; install plain PyPI releases" >&2; exit 1; fi; \
+	mv "$$tmp/lock" $(LOCK); \
+	echo "==> wrote $(LOCK) ($$(grep -c '==' $(LOCK)) pins); see \`git diff $(LOCK)\`, then run make test and commit it"
 
 demo: $(STAMP)
 	@echo "==> generating the built-in synthetic world if missing"
