@@ -4,14 +4,15 @@ Decoding resizes exactly like the first step of :func:`~reidlab.data.transforms.
 (``ToImage`` then ``Resize`` with the named interpolation, antialiased), so the batched augmentations
 of :mod:`reidlab.data.gpu_augment` on the decoded tensor match the per-image pipeline.
 The optional cache file is keyed by the image paths (with file sizes and mtimes), the size and
-the interpolation, and written atomically. :class:`TensorBatcher` then serves batches of indices (from a sampler or in order)
-as uint8 tensors on a device, with labels.
+the interpolation, and written atomically. :class:`TensorBatcher` then serves batches of indices
+(from a sampler or in order) as uint8 tensors on a device, with labels.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -61,7 +62,8 @@ def decode_images(
     """uint8 tensor ``(N, 3, H, W)`` of the resized images, in the order of ``items``.
 
     With ``cache_dir`` the tensor is loaded from / saved to a file keyed by paths + size +
-    interpolation (a stale or foreign file is ignored and rewritten).
+    interpolation (a stale or foreign file is ignored and rewritten; one that cannot be read or
+    holds the wrong tensor is reported with a warning, removed and rewritten).
     """
     from tqdm.auto import tqdm
 
@@ -69,10 +71,9 @@ def decode_images(
     h, w = (int(v) for v in image_size)
     key = cache_key(paths, (h, w), interpolation)
     target = cache_file(cache_dir, key, (h, w)) if cache_dir is not None else None
-    if target is not None and target.is_file():
-        stored = safe_torch_load(target)
-        if isinstance(stored, dict) and stored.get("key") == key:
-            return stored["images"]
+    cached = load_cached(target, key, (len(paths), 3, h, w)) if target is not None else None
+    if cached is not None:
+        return cached
     mode = interpolation_mode(interpolation)
     resize = v2.Compose([v2.ToImage(), v2.Resize((h, w), interpolation=mode, antialias=True)])
     images = torch.empty((len(paths), 3, h, w), dtype=torch.uint8)
@@ -88,6 +89,30 @@ def decode_images(
     if target is not None:
         atomic_torch_save({"key": key, "image_size": (h, w), "interpolation": interpolation, "images": images}, target)
     return images
+
+
+def load_cached(target: Path, key: str, shape: tuple[int, ...]) -> torch.Tensor | None:
+    """The images stored in ``target`` under ``key``, or ``None`` (absent, stale, or damaged: then removed)."""
+    if not target.is_file():
+        return None
+    try:
+        stored = safe_torch_load(target)
+    except Exception as error:  # noqa: BLE001 - any unreadable cache file is discarded and rebuilt
+        return _discard(target, f"{type(error).__name__}: {error}")
+    if not isinstance(stored, dict) or stored.get("key") != key:
+        return None  # stale or foreign: overwritten below
+    images = stored.get("images")
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or tuple(images.shape) != shape:
+        found = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
+        return _discard(target, f"expected uint8 images of shape {shape}, found {found}")
+    return images
+
+
+def _discard(target: Path, reason: str) -> None:
+    warnings.warn(f"cannot read decode cache {target} ({reason}); removing it and decoding the images again",
+                  stacklevel=4)
+    target.unlink(missing_ok=True)
+    return None
 
 
 def label_tensors(samples: Sequence[Sample]) -> dict[str, torch.Tensor]:

@@ -15,7 +15,8 @@ from reidlab.data.parsing import find_dataset_root, finish, list_images, match_n
 from reidlab.data.records import ReIDDataset, Sample, as_path_str
 from reidlab.data.registry import register_dataset
 
-MARKET_PATTERN = re.compile(r"([-\d]+)_c(\d+)")
+# pid: digits, or -1 (Market junk); ASCII digits only, so int() always succeeds on a match
+MARKET_PATTERN = re.compile(r"(-1|\d+)_c(\d+)", re.ASCII)
 SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 
 
@@ -34,8 +35,8 @@ def parse_market_folder(
         if pid == -1:
             junk += 1
             continue
-        if pid < -1 or not 1 <= cam <= num_cams:
-            reason = f"{dataset}: pid {pid} / camera {cam} outside pid >= 0, 1 <= camera <= {num_cams}"
+        if not 1 <= cam <= num_cams:
+            reason = f"{dataset}: camera {cam} outside 1..{num_cams}"
             skipped.append((str(path), reason))
             continue
         samples.append(Sample(path=as_path_str(path), pid=pid, camid=cam - 1))

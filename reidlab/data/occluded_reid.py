@@ -23,7 +23,8 @@ from reidlab.data.registry import register_dataset
 
 CANDIDATES = ("Occluded_REID", "OccludedREID", "Occluded-REID", "occluded_reid", "Occluded_ReID")
 FOLDERS = {"query": "occluded_body_images", "gallery": "whole_body_images"}
-PATTERN = re.compile(r"(\d+)_(\d+)\.\w+$")
+PATTERN = re.compile(r"(\d+)_(\d+)\.\w+$", re.ASCII)
+PERSON_FOLDER = re.compile(r"\d+", re.ASCII)
 LAYOUT = (
     "  <root>/occluded_body_images/001/001_01.tif   (queries)\n"
     "  <root>/whole_body_images/001/001_01.tif      (gallery)\n"
@@ -37,7 +38,8 @@ def parse_person_folders(folder: Path, camid: int, skipped: list[tuple[str, str]
     samples = []
     for path, found in match_names(list_images(folder, skipped, recursive=True), PATTERN, skipped):
         pid = int(found.group(1))
-        if path.parent == folder or not path.parent.name.isdigit() or int(path.parent.name) != pid:
+        person = path.parent.name
+        if path.parent == folder or not PERSON_FOLDER.fullmatch(person) or int(person) != pid:
             skipped.append((str(path), f"pid {pid} does not match its person folder {path.parent.name!r}"))
             continue
         samples.append(Sample(as_path_str(path), pid, camid))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from collections.abc import Iterable, Sequence
@@ -35,10 +36,12 @@ def find_dataset_root(
     """Return the dataset folder: ``root`` itself or ``root/<candidate>[/<candidate>]``.
 
     A folder qualifies when it contains at least one of ``markers`` (relative paths or glob
-    patterns). The error
-    names the dataset, every folder looked at and the expected ``layout``.
+    patterns). The error names the dataset, every folder looked at and the expected ``layout``;
+    a ``root`` that is a file raises ``NotADirectoryError``.
     """
     base = default_root(root)
+    if base.exists() and not base.is_dir():
+        raise NotADirectoryError(f"{dataset}: root {base} is a file, expected a folder. Expected layout:\n{layout}")
     if not base.is_dir():
         raise FileNotFoundError(f"{dataset}: root folder {base} does not exist. Expected layout:\n{layout}")
     looked = [base]
@@ -63,12 +66,17 @@ def _has_marker(folder: Path, marker: str) -> bool:
 
 def require_dir(path: Path, dataset: str, layout: str) -> Path:
     """``path`` if it is a folder, else an error naming the dataset, the folder and the layout."""
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{dataset}: {path} is a file, expected a folder. Expected layout:\n{layout}")
     if not path.is_dir():
         raise FileNotFoundError(f"{dataset}: expected folder {path} is missing. Expected layout:\n{layout}")
     return path
 
 
 def require_file(path: Path, dataset: str, layout: str) -> Path:
+    """``path`` if it is a file, else an error naming the dataset, the file and the layout."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{dataset}: {path} is a folder, expected a file. Expected layout:\n{layout}")
     if not path.is_file():
         raise FileNotFoundError(f"{dataset}: expected file {path} is missing. Expected layout:\n{layout}")
     return path
@@ -84,17 +92,36 @@ def list_images(
     extensions: Sequence[str] = IMAGE_EXTENSIONS,
     recursive: bool = False,
 ) -> list[Path]:
-    """Image files in ``folder`` sorted by relative path; other files are appended to ``skipped``."""
-    entries = folder.rglob("*") if recursive else folder.iterdir()
+    """Image files in ``folder`` sorted by relative path; everything else is appended to ``skipped``.
+
+    Reported there: other files, dangling symlinks and (unless ``recursive``) each sub-folder
+    holding images, with the number of images it holds. Hidden entries and OS litter are ignored.
+    """
+    entries = sorted(folder.rglob("*") if recursive else folder.iterdir())
     images: list[Path] = []
     for path in entries:
-        if path.name in IGNORED_NAMES or path.name.startswith(".") or path.is_dir():
+        if path.name in IGNORED_NAMES or path.name.startswith("."):
             continue
-        if is_image(path, extensions):
+        if path.is_dir():
+            _report_sub_folder(path, folder, skipped, extensions, recursive)
+        elif path.is_symlink() and not path.exists():
+            skipped.append((str(path), f"dangling symlink (target {os.readlink(path)} does not exist)"))
+        elif is_image(path, extensions):
             images.append(path)
         else:
             skipped.append((str(path), f"not an image (expected extension in {tuple(extensions)})"))
     return sorted(images, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def _report_sub_folder(
+    path: Path, folder: Path, skipped: list[tuple[str, str]], extensions: Sequence[str], recursive: bool
+) -> None:
+    """Outside a recursive listing, a sub-folder holding images is reported with their count."""
+    if recursive:
+        return
+    count = sum(1 for inner in path.rglob("*") if is_image(inner, extensions) and inner.is_file())
+    if count:
+        skipped.append((str(path), f"sub-folder with {count} images ignored (images must lie directly in {folder})"))
 
 
 def match_names(

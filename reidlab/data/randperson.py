@@ -15,7 +15,7 @@ from reidlab.data.parsing import find_dataset_root, finish, list_images, match_n
 from reidlab.data.records import ReIDDataset, Sample, as_path_str
 from reidlab.data.registry import register_dataset
 
-PATTERN = re.compile(r"(\d+)_s(\d+)_c(\d+)_f(\d+)")
+PATTERN = re.compile(r"(\d+)_s(\d+)_c(\d+)_f(\d+)", re.ASCII)  # ASCII digits: int() always succeeds
 CANDIDATES = ("randperson_subset", "RandPerson", "randperson", "RandPerson_subset", "images")
 LAYOUT = "  <root>/000000_s00_c00_f000264.jpg  (pid_sScene_cCamera_fFrame, images directly in the folder)"
 

@@ -114,17 +114,18 @@ class ReIDDataset:
 
     def verify(self, splits: Sequence[str] = SPLITS, progress: bool = True) -> list[str]:
         """Decode every image (with a progress bar); return ``"path: error"`` for each unreadable file."""
-        from PIL import Image
         from tqdm.auto import tqdm
+
+        from reidlab.data.image_dataset import read_image  # the one image reader (imports this module)
 
         paths = sorted({s.path for split in splits for s in self.split(split)})
         problems: list[str] = []
         for path in tqdm(paths, desc=f"verify {self.name}", disable=not progress, unit="img"):
             try:
-                with Image.open(path) as image:
-                    image.convert("RGB").load()
-            except Exception as error:  # noqa: BLE001 - any decoding failure is reported
-                problems.append(f"{path}: {type(error).__name__}: {error}")
+                read_image(path)
+            except OSError as error:  # read_image wraps every decoding failure
+                cause = error.__cause__ or error
+                problems.append(f"{path}: {type(cause).__name__}: {cause}")
         return problems
 
     def __repr__(self) -> str:

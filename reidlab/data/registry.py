@@ -45,7 +45,8 @@ def get_loader(name: str) -> Loader:
 def load_dataset(name: str, root: str | Path | None = None, **options: Any) -> ReIDDataset:
     """Parse dataset ``name`` found under ``root`` (a folder: the dataset itself or a parent of it).
 
-    Raises ``KeyError`` for an unknown name, ``FileNotFoundError`` for a missing folder and
+    Raises ``KeyError`` for an unknown name, ``FileNotFoundError`` for a missing folder,
+    ``NotADirectoryError`` for a file where a folder is expected (``root`` itself included) and
     ``ValueError`` for a split that is empty although it should not be.
     """
     dataset = get_loader(name)(root, **options)
@@ -59,8 +60,8 @@ def load_available(
 ) -> dict[str, ReIDDataset]:
     """Every dataset of ``names`` (default: all real, non-``synth_`` names) that is present under ``root``.
 
-    A dataset whose folder is missing (``FileNotFoundError``) is left out; any other problem with a
-    dataset that is present (empty split, bad list file) raises.
+    A dataset whose folder is missing (``FileNotFoundError``) is left out; any other problem (a
+    ``root`` that is a file, an empty split, a bad list file) raises.
     """
     names = [n for n in list_datasets() if not n.startswith("synth_")] if names is None else names
     found: dict[str, ReIDDataset] = {}
