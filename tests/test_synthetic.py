@@ -1,4 +1,4 @@
-"""The synthetic world: real-layout presets read by the real parsers, determinism, attributes, occlusion, IR."""
+"""The synthetic worlds: real layouts read by the real parsers, determinism, attributes, occlusion, IR."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from reidlab.data import list_datasets, load_dataset
-from reidlab.data.synthetic import PRESETS, ensure, generate, is_complete, plan_world, world_dir
+from reidlab.data.synthetic import WORLDS, ensure, generate, is_complete, plan_world, world_dir
 from reidlab.data.synthetic.__main__ import main as cli_main
 from reidlab.data.synthetic.attributes import PALETTES, describe, sample_identities
 from reidlab.data.synthetic.generator import GENERATOR_VERSION, MARKER
@@ -26,9 +26,9 @@ from reidlab.data.synthetic.scene import CameraStyle, make_cameras
 
 @pytest.fixture(scope="module")
 def worlds(tmp_path_factory) -> Path:
-    """Every preset generated once at mini size (single process)."""
+    """Every synthetic world generated once at mini size (single process)."""
     out = tmp_path_factory.mktemp("synthetic")
-    for name in PRESETS:
+    for name in WORLDS:
         generate(name, "mini", out=out, progress=False, workers=1)
     return out
 
@@ -48,8 +48,8 @@ def _ids(samples) -> set[int]:
 
 
 # ----------------------------------------------------------------------------- registration and counts
-def test_presets_are_registered_dataset_names():
-    assert set(PRESETS) <= set(list_datasets())
+def test_worlds_are_registered_dataset_names():
+    assert set(WORLDS) <= set(list_datasets())
 
 
 def test_full_plans_reproduce_the_real_counts():
@@ -77,8 +77,8 @@ def test_full_plans_reproduce_the_real_counts():
             assert (len(train_ids), len(gallery_ids)) == identities[name], name
 
 
-def test_every_preset_is_read_by_its_real_parser(worlds):
-    m = PRESETS["synth_market"].sizes["mini"]
+def test_every_world_is_read_by_its_real_parser(worlds):
+    m = WORLDS["synth_market"].sizes["mini"]
     ds = load_dataset("synth_market", root=worlds, size="mini")
     assert ds.name == "synth_market" and ds.options["stands_for"] == "market1501"
     assert (len(ds.train), ds.num_train_pids, ds.num_train_cams) == (m.train_images, m.train_ids, 6)
@@ -91,19 +91,19 @@ def test_every_preset_is_read_by_its_real_parser(worlds):
     gallery = {(s.pid, s.camid) for s in ds.gallery}
     assert all(any(p == q.pid and c != q.camid for p, c in gallery) for q in ds.query)
 
-    d = PRESETS["synth_duke"].sizes["mini"]
+    d = WORLDS["synth_duke"].sizes["mini"]
     ds = load_dataset("synth_duke", root=worlds, size="mini")
     assert (len(ds.train), ds.num_train_pids, ds.num_train_cams) == (d.train_images, d.train_ids, 8)
     assert (len(ds.query), len(ds.gallery), len(_ids(ds.gallery))) == (
         d.query_images, d.gallery_images, d.query_ids + d.gallery_only_ids)
 
-    s = PRESETS["synth_msmt"].sizes["mini"]
+    s = WORLDS["synth_msmt"].sizes["mini"]
     ds = load_dataset("synth_msmt", root=worlds, size="mini")
     assert (len(ds.train), ds.num_train_pids) == (s.train_images + s.val_images, s.train_ids)
     assert (len(ds.query), len(ds.gallery), len(_ids(ds.query))) == (s.query_images, s.gallery_images, s.test_ids)
     assert len(load_dataset("synth_msmt", root=worlds, size="mini", with_val=False).train) == s.train_images
 
-    c = PRESETS["synth_cuhk03_np"].sizes["mini"]
+    c = WORLDS["synth_cuhk03_np"].sizes["mini"]
     for subset in ("detected", "labeled"):
         ds = load_dataset("synth_cuhk03_np", root=worlds, size="mini", subset=subset)
         sub = getattr(c, subset)
@@ -112,29 +112,29 @@ def test_every_preset_is_read_by_its_real_parser(worlds):
         assert ds.num_train_cams == 2 and all(s.path.endswith(".png") for s in ds.query)
         assert Counter(Counter(q.pid for q in ds.query).values()) == {2: sub.query_ids}
 
-    r = PRESETS["synth_randperson"].sizes["mini"]
+    r = WORLDS["synth_randperson"].sizes["mini"]
     ds = load_dataset("synth_randperson", root=worlds, size="mini")
     assert (len(ds.train), ds.num_train_pids) == (r.images, r.ids) and not ds.query
     assert ds.num_train_cams <= 19
 
-    o = PRESETS["synth_occluded_duke"].sizes["mini"]
+    o = WORLDS["synth_occluded_duke"].sizes["mini"]
     ds = load_dataset("synth_occluded_duke", root=worlds, size="mini")
     assert (len(ds.train), len(ds.query), len(_ids(ds.query)), len(_ids(ds.gallery))) == (
         o.train_images, o.query_images, o.query_ids, o.query_ids + o.gallery_only_ids)
 
     ds = load_dataset("synth_occluded_reid", root=worlds, size="mini")
-    n = PRESETS["synth_occluded_reid"].sizes["mini"].ids
+    n = WORLDS["synth_occluded_reid"].sizes["mini"].ids
     assert (len(ds.query), len(ds.gallery), not ds.train) == (5 * n, 5 * n, True)
     assert {s.camid for s in ds.query} == {0} and {s.camid for s in ds.gallery} == {2}
 
-    y = PRESETS["synth_sysu"].sizes["mini"]
+    y = WORLDS["synth_sysu"].sizes["mini"]
     ds = load_dataset("synth_sysu", root=worlds, size="mini", trial=3)
     assert (len(ds.train), ds.num_train_pids) == (y.train_rgb + y.train_ir, y.train_ids + y.val_ids)
     assert len(ds.query) == y.test_ir and {s.modality for s in ds.query} == {"ir"}
     assert {s.camid for s in ds.query} <= {2, 5} and {s.camid for s in ds.gallery} <= {0, 1, 3, 4}
     assert Counter((s.pid, s.camid) for s in ds.gallery).most_common(1)[0][1] == 1  # single-shot
 
-    g = PRESETS["synth_regdb"].sizes["mini"]
+    g = WORLDS["synth_regdb"].sizes["mini"]
     ds = load_dataset("synth_regdb", root=worlds, size="mini", trial=2, direction="thermal_to_visible")
     assert ds.num_train_pids == g.ids // 2 and len(ds.train) == g.ids // 2 * 20
     assert len(ds.query) == len(ds.gallery) == g.ids // 2 * 10
@@ -172,22 +172,44 @@ def test_ensure_keeps_complete_worlds_and_regenerates_stale_ones(tmp_path):
 
 
 def test_cli_generates_and_reports_up_to_date(tmp_path, capsys):
-    assert cli_main(["--preset", "synth_regdb", "--size", "mini", "--out", str(tmp_path), "--quiet"]) == 0
-    assert cli_main(["--preset", "synth_regdb", "--size", "mini", "--out", str(tmp_path)]) == 0
+    assert cli_main(["--world", "synth_regdb", "--size", "mini", "--out", str(tmp_path), "--quiet"]) == 0
+    assert cli_main(["--world", "synth_regdb", "--size", "mini", "--out", str(tmp_path)]) == 0
     assert "up to date" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        cli_main(["--preset", "synth_nothing"])
+        cli_main(["--world", "synth_nothing"])
 
 
-def test_a_world_folder_is_read_directly_but_only_for_its_own_preset(worlds):
+def test_a_world_folder_is_read_directly_but_only_as_its_own_world(worlds):
     market = world_dir("synth_market", "mini", worlds)
-    assert len(load_dataset("synth_market", root=market).train) == PRESETS["synth_market"].sizes["mini"].train_images
+    assert json.loads((market / MARKER).read_text())["world"] == "synth_market"
+    direct = load_dataset("synth_market", root=market, size="full")  # the folder's own size wins
+    assert len(direct.train) == WORLDS["synth_market"].sizes["mini"].train_images
+    assert direct.options["size"] == "mini"
     with pytest.raises(ValueError, match="synth_market"):
         load_dataset("synth_duke", root=market)
 
 
-def test_unknown_preset_and_size_are_clear_errors():
-    with pytest.raises(ValueError, match="unknown synthetic preset"):
+def test_a_world_folder_from_another_generator_version_is_a_clear_error(tmp_path):
+    old = tmp_path / "synth_market_mini"
+    old.mkdir()
+    (old / MARKER).write_text(json.dumps({"version": "1.4", "preset": "synth_market", "size": "mini", "seed": 0,
+                                          "complete": True}))
+    assert not is_complete(old, "synth_market", "mini")  # ensure() regenerates it in place
+    with pytest.raises(ValueError, match=r"generator version '1\.4'.*--world synth_market --size mini"):
+        load_dataset("synth_market", root=old)
+
+
+def test_difficulty_card_takes_worlds(worlds, tmp_path):
+    from reidlab.data.synthetic.difficulty import difficulty_card
+
+    card = difficulty_card(worlds=("synth_occluded_reid",), size="mini", pairs=(), root=worlds, out_dir=tmp_path,
+                           resnet=False, image_size=(64, 32))
+    assert set(card["test"]) == {"synth_occluded_reid"} and len(card) == 2
+    assert (tmp_path / "difficulty_card_mini.csv").is_file() and (tmp_path / "difficulty_card_mini.md").is_file()
+
+
+def test_unknown_world_and_size_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown synthetic world 'synth_nothing'"):
         plan_world("synth_nothing")
     with pytest.raises(ValueError, match="unknown size"):
         plan_world("synth_market", "huge")
@@ -199,7 +221,7 @@ def test_attribute_and_description_files_match_the_identities(worlds):
         world = world_dir(name, "mini", worlds)
         doc = json.loads((world / "attributes.json").read_text())
         lines = [json.loads(x) for x in (world / "descriptions.jsonl").read_text().splitlines()]
-        assert doc["preset"] == name and set(doc["identities"]) == {x["key"] for x in lines}
+        assert doc["world"] == name and set(doc["identities"]) == {x["key"] for x in lines}
         ds = load_dataset(name, root=worlds, size="mini")
         if name == "synth_msmt":  # train and test pids both start at 0: keys carry the folder
             keys = {f"train/{s.original_pid}" for s in ds.train} | {f"test/{s.pid}" for s in ds.query + ds.gallery}
@@ -233,7 +255,7 @@ def test_palettes_differ_between_domains():
 
 
 # ----------------------------------------------------------------------------- occlusion and infrared
-def test_occlusion_only_where_the_preset_has_it(worlds):
+def test_occlusion_only_where_the_world_has_it(worlds):
     occ = _manifest(world_dir("synth_occluded_duke", "mini", worlds))
     query = [r for r in occ if r["split"] == "query"]
     assert all(r["occluder"] != "none" for r in query)
@@ -294,7 +316,7 @@ def test_views_follow_the_cameras(worlds):
     views = np.array([int(r["view_deg"]) for r in rows if r["split"] == "train"])
     side = np.abs(np.abs(views) - 90) < 45
     assert 0.15 < side.mean() < 0.85  # both front/back and sideways walks occur
-    assert math.isclose(len(views), PRESETS["synth_market"].sizes["mini"].train_images)
+    assert math.isclose(len(views), WORLDS["synth_market"].sizes["mini"].train_images)
 
 
 def test_renderer_runs_on_a_batch_and_is_deterministic():
@@ -302,3 +324,11 @@ def test_renderer_runs_on_a_batch_and_is_deterministic():
     b, _ = _tiny_world(0)
     assert a.shape == (2, 128, 64, 3) and a.dtype == np.uint8 and (a == b).all()
     assert torch.get_num_threads() >= 1
+
+
+def test_bench_synth_times_the_named_worlds(capsys):
+    from reidlab.bench import synth as bench
+
+    assert bench.main(["--worlds", "synth_occluded_reid", "--size", "mini", "--workers", "1", "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert "| world | size |" in out and "| synth_occluded_reid | mini | 300 " in out

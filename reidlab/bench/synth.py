@@ -39,24 +39,24 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def run(preset: str, size: str, workers: int, out: Path | None) -> dict:
+def run(world: str, size: str, workers: int, out: Path | None) -> dict:
     """Plan + render + write one world; returns timings and counts."""
     from reidlab.data.synthetic import generate, plan_world
 
     start = time.perf_counter()
-    plan = plan_world(preset, size).plan
+    plan = plan_world(world, size).plan
     plan_s = time.perf_counter() - start
     base = out if out is not None else Path(tempfile.mkdtemp(prefix="reidlab-bench-synth-"))
     load_before = os.getloadavg()[0]
     cpu_before = _cpu_seconds()
     start = time.perf_counter()
-    path = generate(preset, size, out=base, progress=False, workers=workers)
+    path = generate(world, size, out=base, progress=False, workers=workers)
     seconds = time.perf_counter() - start
     cpu = _cpu_seconds() - cpu_before
     load_after = os.getloadavg()[0]
     files = [p for p in path.rglob("*") if p.is_file()]
     record = {
-        "preset": preset, "size": size, "workers": workers, "images": len(plan.paths),
+        "world": world, "size": size, "workers": workers, "images": len(plan.paths),
         "splits": dict(Counter(plan.split)), "plan_s": plan_s, "seconds": seconds, "cpu_s": cpu,
         "mb": sum(p.stat().st_size for p in files) / 2**20, "files": len(files),
         "load_before": load_before, "load_after": load_after,
@@ -70,14 +70,14 @@ def markdown(records: list[dict], argv: list[str], note: str) -> str:
     from reidlab.data.synthetic import GENERATOR_VERSION
 
     lines = [
-        "| preset | size | images (splits) | render processes | wall s (writing incl.) | images / s | CPU s "
+        "| world | size | images (splits) | render processes | wall s (writing incl.) | images / s | CPU s "
         "| MB on disk | load avg before / after |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         splits = ", ".join(f"{k} {v:,}" for k, v in r["splits"].items())
         lines.append(
-            f"| {r['preset']} | {r['size']} | {r['images']:,} ({splits}) | {r['workers']} | **{r['seconds']:.1f}** "
+            f"| {r['world']} | {r['size']} | {r['images']:,} ({splits}) | {r['workers']} | **{r['seconds']:.1f}** "
             f"| {r['images'] / r['seconds']:,.0f} | {r['cpu_s']:.1f} | {r['mb']:.0f} "
             f"| {r['load_before']:.2f} / {r['load_after']:.2f} |"
         )
@@ -99,7 +99,7 @@ def markdown(records: list[dict], argv: list[str], note: str) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m reidlab.bench synth", description=__doc__.split("\n")[0])
-    parser.add_argument("--presets", default="synth_market", help="comma-separated preset names")
+    parser.add_argument("--worlds", default="synth_market", help="comma-separated synthetic world names")
     parser.add_argument("--size", default="full", choices=("mini", "full"))
     parser.add_argument("--workers", type=int, default=2, help="render processes")
     parser.add_argument("--out", default=None, help="keep the world in this folder (default: a temporary one)")
@@ -107,9 +107,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--note", default="", help="a sentence added to the notes of this run")
     args = parser.parse_args(argv)
     records = []
-    for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
-        record = run(preset, args.size, args.workers, Path(args.out) if args.out else None)
-        print(f"{preset} ({args.size}): {record['images']:,} images in {record['seconds']:.1f} s "
+    for world in [w.strip() for w in args.worlds.split(",") if w.strip()]:
+        record = run(world, args.size, args.workers, Path(args.out) if args.out else None)
+        print(f"{world} ({args.size}): {record['images']:,} images in {record['seconds']:.1f} s "
               f"({record['images'] / record['seconds']:,.0f} images/s, {args.workers} processes)", flush=True)
         records.append(record)
     text = markdown(records, argv, args.note)

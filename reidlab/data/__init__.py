@@ -19,7 +19,7 @@ from reidlab.data.samplers import CrossModalitySampler, PKSampler
 from reidlab.data.transforms import build_test_transform, build_train_transform
 
 # isort: split
-from reidlab.data import synthetic  # noqa: F401  (registers synth_* presets; imported last)
+from reidlab.data import synthetic  # noqa: F401  (registers the synth_* worlds; imported last)
 
 __all__ = [
     "CrossModalitySampler",

@@ -1,4 +1,4 @@
-"""Difficulty card: how far untrained or shallow matchers get on each synthetic preset.
+"""Difficulty card: how far untrained or shallow matchers get on each synthetic world.
 
 Matchers:
 
@@ -6,14 +6,14 @@ Matchers:
   whole image, Hellinger-normalised, cosine distance. No training.
 * ``colour histogram, grey-world`` — the same on the central part of the box (where the body is)
   after per-image grey-world normalisation, which undoes most of a camera's colour cast and
-  brightness: the strongest colour-only matcher here. If it solved a preset, colour alone would.
+  brightness: the strongest colour-only matcher here. If it solved a world, colour alone would.
 * ``colour histogram, grey-world + LDA`` — those features with a linear discriminant metric learned
-  on a preset's *train* split (in-domain: train and test on the same preset; cross-domain: learned
-  on one preset, tested on another). The gap is a first view of how much the domains differ.
+  on a world's *train* split (in-domain: train and test on the same world; cross-domain: learned
+  on one world, tested on another). The gap is a first view of how much the domains differ.
 * ``random ResNet-18`` — timm ``resnet18`` with random weights (fixed seed), eval mode, global
   average pooled features, cosine distance. No training.
 
-Every number is mAP / Rank-1 under the preset's protocol (market; sysu for SYSU, regdb for RegDB),
+Every number is mAP / Rank-1 under the world's protocol (market; sysu for SYSU, regdb for RegDB),
 standard (non-interpolated) AP, no re-ranking, no flip TTA.
 """
 
@@ -29,8 +29,8 @@ from PIL import Image
 
 from reidlab.paths import figures_dir
 
-DEFAULT_PRESETS = ("synth_market", "synth_duke", "synth_msmt", "synth_cuhk03_np", "synth_occluded_duke",
-                   "synth_occluded_reid", "synth_sysu", "synth_regdb")
+DEFAULT_WORLDS = ("synth_market", "synth_duke", "synth_msmt", "synth_cuhk03_np", "synth_occluded_duke",
+                  "synth_occluded_reid", "synth_sysu", "synth_regdb")
 DEFAULT_PAIRS = (("synth_market", "synth_duke"), ("synth_duke", "synth_market"))
 PROTOCOL = {"sysu_mm01": "sysu", "regdb": "regdb"}
 
@@ -125,7 +125,7 @@ def _evaluate(q: np.ndarray, g: np.ndarray, qa, ga, protocol: str) -> tuple[floa
 
 
 def difficulty_card(
-    presets: Sequence[str] = DEFAULT_PRESETS,
+    worlds: Sequence[str] = DEFAULT_WORLDS,
     size: str = "mini",
     pairs: Sequence[tuple[str, str]] = DEFAULT_PAIRS,
     root: str | Path | None = None,
@@ -134,7 +134,7 @@ def difficulty_card(
     seed: int = 0,
     image_size: tuple[int, int] = (128, 64),
 ) -> pd.DataFrame:
-    """Compute the card for ``presets`` (generated at ``size`` if missing) and write
+    """Compute the card for the synthetic ``worlds`` (generated at ``size`` if missing) and write
     ``difficulty_card_<size>.csv`` / ``.md`` under ``out_dir`` (default ``figures_dir()``).
 
     Images are read at ``image_size`` (height, width) for every matcher; the table records it.
@@ -164,7 +164,7 @@ def difficulty_card(
                      "image": f"{image_size[0]}x{image_size[1]}", "protocol": protocol,
                      "mAP": 100 * result[0], "rank1": 100 * result[1], "queries": result[2]})
 
-    for name in presets:
+    for name in worlds:
         d = data(name)
         if d["query_img"] is None:
             continue

@@ -1,4 +1,4 @@
-"""Write each preset in the folder layout and file naming of the real dataset it stands for.
+"""Write each synthetic world in the folder layout and file naming of the real dataset it stands for.
 
 A layout planner decides identities, tracklets, file names and side files (list / id / idx files)
 and returns a :class:`Plan`; :mod:`.generator` renders and writes it. All names follow the real
@@ -22,15 +22,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .presets import (
+from .catalog import (
     Cuhk03Sizes,
     MarketSizes,
     MsmtSizes,
     OccludedReidSizes,
-    Preset,
     RandPersonSizes,
     RegdbSizes,
     SysuSizes,
+    WorldSpec,
 )
 from .render import Shots
 from .scene import Camera
@@ -92,25 +92,25 @@ class _Builder:
 
 @dataclass
 class Context:
-    """What every planner gets: random stream, preset, cameras and the identity rows it may use."""
+    """What every planner gets: random stream, world spec, cameras and the identity rows it may use."""
 
     rng: np.random.Generator
-    preset: Preset
+    spec: WorldSpec
     cameras: list[Camera]
     anonymous: tuple[int, int]  # identity rows of anonymous people (distractors, occluding pedestrians)
     gender: np.ndarray  # 0 man / 1 woman per identity row
 
     def tracklets(self, ident, cam, length, occlusion=0.0) -> Tracklets:
-        return make_tracklets(self.rng, self.cameras, ident, cam, length, box=self.preset.domain.box,
+        return make_tracklets(self.rng, self.cameras, ident, cam, length, box=self.spec.domain.box,
                               occlusion=occlusion, anonymous=self.anonymous)
 
     def occlusion(self, split: str) -> float:
-        return float(self.preset.occlusion.get(split, 0.0))
+        return float(self.spec.occlusion.get(split, 0.0))
 
 
-def identities_needed(preset: Preset, size: str) -> tuple[int, int]:
-    """(identified people, anonymous people) a preset needs at a size."""
-    s = preset.size(size)
+def identities_needed(spec: WorldSpec, size: str) -> tuple[int, int]:
+    """(identified people, anonymous people) a world needs at a size."""
+    s = spec.size(size)
     if isinstance(s, Cuhk03Sizes):
         s = s.detected
     if isinstance(s, MarketSizes):
@@ -272,7 +272,7 @@ def _assign_pids(rng: np.random.Generator, n: int, max_pid: int) -> np.ndarray:
 def _plan_market_split(ctx: Context, b: _Builder, sizes: MarketSizes, rows: np.ndarray, pids: np.ndarray,
                        namer: Namer, prefix: str, junk_and_distractors: bool) -> None:
     """Train / query / gallery of one Market-style tree: ``rows`` are [train | query ids | gallery-only ids]."""
-    rng, cams = ctx.rng, np.arange(ctx.preset.num_cams)
+    rng, cams = ctx.rng, np.arange(ctx.spec.num_cams)
     used: set[str] = set()
     n_tr, n_q = sizes.train_ids, sizes.query_ids
     pid_of = dict(zip(rows.tolist(), pids.tolist(), strict=True))
@@ -315,22 +315,22 @@ def _plan_market_split(ctx: Context, b: _Builder, sizes: MarketSizes, rows: np.n
 
 def plan_market_style(ctx: Context, size: str) -> Plan:
     """market and duke layouts (the naming differs: Market's ``c1s1_000451_03`` vs Duke's ``c2_f0046182``)."""
-    sizes: MarketSizes = ctx.preset.size(size)  # type: ignore[assignment]
+    sizes: MarketSizes = ctx.spec.size(size)  # type: ignore[assignment]
     n = sizes.train_ids + sizes.query_ids + sizes.gallery_only_ids
     pids = _assign_pids(ctx.rng, n, sizes.max_pid)
     rows = ctx.rng.permutation(n)  # identity row i gets pid pids[position of i]: train/test pids interleave
     b = _Builder()
-    namer = _market_namer(ctx.rng) if ctx.preset.layout == "market" else _duke_namer(ctx.rng)
+    namer = _market_namer(ctx.rng) if ctx.spec.layout == "market" else _duke_namer(ctx.rng)
     order = np.argsort(rows)
     row_pids = pids[order]  # pid of each row in `rows` order
-    _plan_market_split(ctx, b, sizes, rows, row_pids, namer, "", ctx.preset.layout == "market")
+    _plan_market_split(ctx, b, sizes, rows, row_pids, namer, "", ctx.spec.layout == "market")
     identities = {str(int(p)): int(r) for r, p in zip(rows, row_pids, strict=True)}
     return b.build({}, identities)
 
 
 def plan_cuhk03(ctx: Context, size: str) -> Plan:
     """detected/ and labeled/ trees of the same people (labeled boxes are tighter)."""
-    sizes: Cuhk03Sizes = ctx.preset.size(size)  # type: ignore[assignment]
+    sizes: Cuhk03Sizes = ctx.spec.size(size)  # type: ignore[assignment]
     s0 = sizes.detected
     n = s0.train_ids + s0.query_ids
     pids = _assign_pids(ctx.rng, n, s0.max_pid)
@@ -377,8 +377,8 @@ def _msmt_names(tracks: Tracklets, idx: np.ndarray, folder: str, pid_offset: int
 
 def plan_msmt(ctx: Context, size: str) -> Plan:
     """MSMT17 V1: train/ and test/ folders of pid sub-folders, four list files; train and test pids both start at 0."""
-    sizes: MsmtSizes = ctx.preset.size(size)  # type: ignore[assignment]
-    rng, cams = ctx.rng, np.arange(ctx.preset.num_cams)
+    sizes: MsmtSizes = ctx.spec.size(size)  # type: ignore[assignment]
+    rng, cams = ctx.rng, np.arange(ctx.spec.num_cams)
     b = _Builder()
     train_rows = np.arange(sizes.train_ids)
     test_rows = np.arange(sizes.train_ids, sizes.train_ids + sizes.test_ids)
@@ -410,13 +410,13 @@ def plan_msmt(ctx: Context, size: str) -> Plan:
 
 # ----------------------------------------------------------------------------- RandPerson
 def plan_randperson(ctx: Context, size: str) -> Plan:
-    sizes: RandPersonSizes = ctx.preset.size(size)  # type: ignore[assignment]
+    sizes: RandPersonSizes = ctx.spec.size(size)  # type: ignore[assignment]
     rng = ctx.rng
     scene_cams = []
     for scene, k in enumerate(sizes.cameras_per_scene):
         scene_cams += [(scene, c) for c in range(k)]
-    if len(scene_cams) != ctx.preset.num_cams:
-        raise ValueError(f"{ctx.preset.name}: {len(scene_cams)} scene cameras but num_cams={ctx.preset.num_cams}")
+    if len(scene_cams) != ctx.spec.num_cams:
+        raise ValueError(f"{ctx.spec.name}: {len(scene_cams)} scene cameras but num_cams={ctx.spec.num_cams}")
     counts = split_total(rng, sizes.images, sizes.ids, minimum=2, spread=0.35)
     ident, cam, length = [], [], []
     for row, n in enumerate(counts.tolist()):
@@ -442,12 +442,12 @@ def plan_randperson(ctx: Context, size: str) -> Plan:
 
 # ----------------------------------------------------------------------------- Occluded-REID
 def plan_occluded_reid(ctx: Context, size: str) -> Plan:
-    sizes: OccludedReidSizes = ctx.preset.size(size)  # type: ignore[assignment]
+    sizes: OccludedReidSizes = ctx.spec.size(size)  # type: ignore[assignment]
     rng, k = ctx.rng, sizes.images_per_id
     b = _Builder()
     rows = np.arange(sizes.ids)
-    cam_occ = rng.integers(0, ctx.preset.num_cams, sizes.ids)
-    cam_whole = (cam_occ + rng.integers(1, ctx.preset.num_cams, sizes.ids)) % ctx.preset.num_cams
+    cam_occ = rng.integers(0, ctx.spec.num_cams, sizes.ids)
+    cam_whole = (cam_occ + rng.integers(1, ctx.spec.num_cams, sizes.ids)) % ctx.spec.num_cams
     for folder, split, cam, rate in (("occluded_body_images", "query", cam_occ, 1.0),
                                      ("whole_body_images", "gallery", cam_whole, 0.0)):
         tr = ctx.tracklets(rows, cam, np.full(sizes.ids, k), occlusion=rate)
@@ -474,7 +474,7 @@ def _modal_tracklets(ctx: Context, rows: np.ndarray, total: int, cams: np.ndarra
 
 
 def plan_sysu(ctx: Context, size: str) -> Plan:
-    sizes: SysuSizes = ctx.preset.size(size)  # type: ignore[assignment]
+    sizes: SysuSizes = ctx.spec.size(size)  # type: ignore[assignment]
     rng = ctx.rng
     n = sizes.train_ids + sizes.val_ids + sizes.test_ids
     pids = _assign_pids(rng, n, sizes.max_pid)
@@ -502,7 +502,7 @@ def plan_sysu(ctx: Context, size: str) -> Plan:
 
 # ----------------------------------------------------------------------------- RegDB
 def plan_regdb(ctx: Context, size: str) -> Plan:
-    sizes: RegdbSizes = ctx.preset.size(size)  # type: ignore[assignment]
+    sizes: RegdbSizes = ctx.spec.size(size)  # type: ignore[assignment]
     rng, k = ctx.rng, sizes.images_per_modality
     rows = np.arange(sizes.ids)
     tr = ctx.tracklets(rows, np.zeros(sizes.ids, np.int64), np.full(sizes.ids, k))
@@ -525,7 +525,7 @@ def plan_regdb(ctx: Context, size: str) -> Plan:
         b.add(shots, paths, spectrum, rows[tr.shots.ident] + 1, infrared=spectrum == "thermal")
     texts = {}
     for trial in range(1, sizes.trials + 1):
-        trial_rng = np.random.default_rng([ctx.preset.num_cams, trial, sizes.ids])
+        trial_rng = np.random.default_rng([ctx.spec.num_cams, trial, sizes.ids])
         train_ids = set((trial_rng.permutation(sizes.ids)[: sizes.ids // 2] + 1).tolist())
         for spectrum in ("visible", "thermal"):
             for split in ("train", "test"):

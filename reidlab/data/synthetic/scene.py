@@ -39,7 +39,7 @@ class CameraStyle:
 
 @dataclass(frozen=True)
 class Camera:
-    """Imaging parameters of one camera (drawn once per preset and seed)."""
+    """Imaging parameters of one camera (drawn once per world and seed)."""
 
     index: int  # 0-based
     infrared: bool

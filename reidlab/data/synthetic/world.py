@@ -2,7 +2,7 @@
 
 Images come in *tracklets*: one identity walking through one camera's view, several frames with
 the same walking direction, background area and lighting, while the gait phase advances and the
-detection box jitters. Counts are split with exact totals so that a preset reproduces the real
+detection box jitters. Counts are split with exact totals so that a world reproduces the real
 dataset's image and identity counts.
 """
 

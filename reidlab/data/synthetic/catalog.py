@@ -1,7 +1,8 @@
-"""Synthetic presets: which real dataset each stands for, its domain (palette, cameras, boxes) and sizes.
+"""The catalogue of synthetic worlds: the real dataset each stands for, its domain and its sizes.
 
-``full`` sizes reproduce the real releases' identity, image and camera counts; ``mini`` sizes are
-a few dozen identities for tests, CI and the smoke profile.
+A world's domain is its attribute palette, camera style and detection-box jitter. ``full`` sizes
+reproduce the real releases' identity, image and camera counts; ``mini`` sizes are a few dozen
+identities for tests, CI and the smoke profile.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class RegdbSizes:
 
 @dataclass(frozen=True)
 class Domain:
-    """Appearance statistics of a preset: attribute palette, camera style and detection boxes."""
+    """Appearance statistics of a world: attribute palette, camera style and detection boxes."""
 
     palette: str
     cameras: CameraStyle
@@ -86,8 +87,12 @@ class Domain:
 
 
 @dataclass(frozen=True)
-class Preset:
-    """A synthetic stand-in for one real dataset, written in that dataset's layout."""
+class WorldSpec:
+    """What a synthetic world is: a stand-in for one real dataset, written in that dataset's layout.
+
+    The spec is the recipe; :func:`reidlab.data.synthetic.plan_world` turns it into a planned world at a
+    size and seed, and :func:`reidlab.data.synthetic.generate` renders and writes it.
+    """
 
     name: str
     stands_for: str  # registered name of the real dataset whose parser reads the world
@@ -152,14 +157,14 @@ REGDB = Domain(
     box=BoxJitter(scale_std=0.03, shift_std=0.03, partial=0.0),
 )
 
-PRESETS: dict[str, Preset] = {}
+WORLDS: dict[str, WorldSpec] = {}
 
 
-def _add(preset: Preset) -> None:
-    PRESETS[preset.name] = preset
+def _add(spec: WorldSpec) -> None:
+    WORLDS[spec.name] = spec
 
 
-_add(Preset(
+_add(WorldSpec(
     name="synth_market", stands_for="market1501", layout="market", domain=MARKET, num_cams=6,
     sizes={
         "mini": MarketSizes(train_ids=60, train_images=480, query_ids=40, query_images=110, gallery_images=330,
@@ -169,7 +174,7 @@ _add(Preset(
     },
     description="Market-1501: 6 cameras, summer campus, pid 0 distractors and pid -1 junk in the gallery",
 ))
-_add(Preset(
+_add(WorldSpec(
     name="synth_duke", stands_for="dukemtmc", layout="duke", domain=DUKE, num_cams=8,
     sizes={
         "mini": MarketSizes(train_ids=50, train_images=400, query_ids=40, query_images=100, gallery_images=380,
@@ -180,7 +185,7 @@ _add(Preset(
     occlusion={"train": 0.06, "query": 0.06, "gallery": 0.06},
     description="DukeMTMC-reID: 8 cameras, winter campus, dark clothes, 408 gallery-only identities",
 ))
-_add(Preset(
+_add(WorldSpec(
     name="synth_msmt", stands_for="msmt17", layout="msmt", domain=MSMT, num_cams=15, indoor_cams=(12, 13, 14),
     sizes={
         "mini": MsmtSizes(train_ids=60, train_images=440, val_images=40, test_ids=40, query_images=120,
@@ -190,7 +195,7 @@ _add(Preset(
     },
     description="MSMT17: 15 cameras (12 outdoor, 3 indoor), lighting changing with the time of day, list files",
 ))
-_add(Preset(
+_add(WorldSpec(
     name="synth_cuhk03_np", stands_for="cuhk03_np", layout="cuhk03", domain=CUHK, num_cams=2,
     sizes={
         "mini": Cuhk03Sizes(
@@ -206,7 +211,7 @@ _add(Preset(
     },
     description="CUHK03-NP (767/700 split): 2 cameras, indoor, detected and labeled boxes, PNG files",
 ))
-_add(Preset(
+_add(WorldSpec(
     name="synth_randperson", stands_for="randperson", layout="randperson", domain=RANDPERSON, num_cams=19,
     sizes={
         "mini": RandPersonSizes(ids=80, images=640, cameras_per_scene=(2, 2, 1, 2, 1, 2, 2, 1, 2, 2, 2)),
@@ -214,7 +219,7 @@ _add(Preset(
     },
     description="RandPerson subset: random palettes and textures, 11 scenes / 19 cameras, training only",
 ))
-_add(Preset(
+_add(WorldSpec(
     name="synth_occluded_duke", stands_for="occluded_duke", layout="duke", domain=DUKE, num_cams=8,
     sizes={
         "mini": MarketSizes(train_ids=50, train_images=400, query_ids=30, query_images=90, gallery_images=380,
@@ -225,13 +230,13 @@ _add(Preset(
     occlusion={"train": 0.1, "query": 1.0, "gallery": 0.1},
     description="Occluded-Duke: Duke's world, every query occluded, about 10% of train and gallery",
 ))
-_add(Preset(
+_add(WorldSpec(
     name="synth_occluded_reid", stands_for="occluded_reid", layout="occluded_reid", domain=MARKET, num_cams=5,
     sizes={"mini": OccludedReidSizes(ids=30), "full": OccludedReidSizes(ids=200)},
     occlusion={"query": 1.0, "gallery": 0.0},
     description="Occluded-REID: 5 occluded + 5 whole-body images per person, test only (train on Market)",
 ))
-_add(Preset(
+_add(WorldSpec(
     name="synth_sysu", stands_for="sysu_mm01", layout="sysu", domain=SYSU, num_cams=6, infrared_cams=(2, 5),
     indoor_cams=(0, 1, 2),
     sizes={
@@ -242,7 +247,7 @@ _add(Preset(
     },
     description="SYSU-MM01: RGB cameras 1,2 (indoor) 4,5 (outdoor), thermal cameras 3 (indoor) and 6 (outdoor)",
 ))
-_add(Preset(
+_add(WorldSpec(
     name="synth_regdb", stands_for="regdb", layout="regdb", domain=REGDB, num_cams=2, infrared_cams=(1,),
     sizes={"mini": RegdbSizes(ids=40), "full": RegdbSizes(ids=412)},
     description="RegDB: co-registered visible + thermal pairs, 10 of each per person, 10 trials",
@@ -251,8 +256,8 @@ _add(Preset(
 SIZES = ("mini", "full")
 
 
-def get_preset(name: str) -> Preset:
-    """The preset called ``name`` (a clear error lists the known ones)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown synthetic preset {name!r}; expected one of {sorted(PRESETS)}")
-    return PRESETS[name]
+def get_world(name: str) -> WorldSpec:
+    """The synthetic world called ``name`` (a clear error lists the known ones)."""
+    if name not in WORLDS:
+        raise ValueError(f"unknown synthetic world {name!r}; expected one of {sorted(WORLDS)}")
+    return WORLDS[name]
