@@ -7,11 +7,16 @@ the first file found among its known file names (the files the original releases
 * ``False`` — random initialisation, nothing is looked up;
 * ``"auto"`` — local weights if present, otherwise random initialisation with one visible warning;
 * ``True`` — local weights required; a missing file fails at once naming the file and folder.
+
+A file found is loaded strictly by default: weights of another architecture or variant raise,
+listing what differs (``strict=False`` loads the matching part with a warning). A model built by
+:func:`load_timm_backbone` records which file it got in ``model.pretrained_weights``.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -74,15 +79,49 @@ def resolve_weights(name: str, pretrained: Pretrained = "auto", folder: str | Pa
     return None
 
 
-def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a weight file (safetensors or a torch checkpoint, ``weights_only=True``) into a flat state dict."""
-    path = Path(path)
+class WeightFileError(ValueError):
+    """A weight file that cannot be read (truncated, corrupt, or not a weight file at all)."""
+
+
+class WeightMismatchError(ValueError):
+    """A weight file whose tensors do not fit the model (``load_into(..., strict=True)``)."""
+
+
+class PartialWeightsWarning(UserWarning):
+    """Only part of a model was loaded from a weight file (``load_into(..., strict=False)``)."""
+
+
+HEAD_PREFIXES = ("fc.", "head.", "classifier.")
+_SHOWN = 10  # entries shown per list in errors and warnings
+# BatchNorm counters are absent from older releases (e.g. torchvision's resnet50-19c8e357.pth): never "missing".
+_OPTIONAL_SUFFIX = "num_batches_tracked"
+
+
+def _read_weight_file(path: Path) -> object:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return load_file(str(path))
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a weight file (safetensors or a torch checkpoint, ``weights_only=True``) into a flat state dict.
+
+    Wrappers (``state_dict`` / ``model`` / ``module`` keys, ``module.`` / ``model.`` prefixes) are
+    removed; non-tensor entries (metadata) are left out. An unreadable file raises
+    :class:`WeightFileError` naming it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weight file not found: {path}")
+    try:
+        state = _read_weight_file(path)
+    except Exception as error:  # noqa: BLE001 - every reader failure is re-raised with the file name
+        raise WeightFileError(
+            f"cannot read weight file {path} ({path.stat().st_size} bytes): {type(error).__name__}: {error}. "
+            "The file may be truncated or corrupt (an interrupted download?); replace it."
+        ) from error
     if hasattr(state, "state_dict"):  # a whole scripted module (e.g. OpenAI CLIP .pt)
         state = state.state_dict()
     for key in ("state_dict", "model", "module"):
@@ -90,34 +129,113 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = state[key]
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict, found {type(state).__name__}")
-    return {k.removeprefix("module.").removeprefix("model."): v for k, v in state.items()}
+    return {k.removeprefix("module.").removeprefix("model."): v for k, v in state.items() if torch.is_tensor(v)}
 
 
-def load_into(model: torch.nn.Module, path: str | Path, *, skip_prefixes: tuple[str, ...] = ()) -> list[str]:
-    """Copy matching tensors from ``path`` into ``model``; returns the model keys left at initialisation.
+@dataclass
+class WeightLoadReport:
+    """What :func:`load_into` copied from ``file`` into a model (keys under the skipped prefixes left out)."""
 
-    Keys starting with ``skip_prefixes`` (classifier heads) and tensors whose shape differs are skipped.
-    Fails when no tensor at all matches, which means the file belongs to another architecture.
+    file: str
+    loaded: list[str]
+    missing: list[str]  # model keys the file lacks (model order)
+    unexpected: list[str]  # file keys the model lacks (file order)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]  # (key, file shape, model shape)
+    tensors_total: int
+    fraction_loaded: float  # loaded elements / model elements
+
+    @property
+    def tensors_loaded(self) -> int:
+        return len(self.loaded)
+
+    @property
+    def complete(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def record(self) -> dict[str, object]:
+        """The run-record entry: ``{"file", "tensors_loaded", "tensors_total", "fraction_loaded"}``."""
+        return {"file": self.file, "tensors_loaded": self.tensors_loaded, "tensors_total": self.tensors_total,
+                "fraction_loaded": self.fraction_loaded}
+
+    def differences(self) -> str:
+        """Missing, unexpected and mismatched keys, one line each, long lists truncated with a count."""
+        mismatched = [f"{k}: file {fs} vs model {ms}" for k, fs, ms in self.mismatched]
+        parts = [("missing keys", self.missing), ("unexpected keys", self.unexpected),
+                 ("shape mismatches", mismatched)]
+        return "\n".join(f"  {title} ({len(items)}): {_shorten(items)}" for title, items in parts if items)
+
+
+def _shorten(items: list[str]) -> str:
+    more = f", ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
+    return ", ".join(items[:_SHOWN]) + more
+
+
+def compare_state_dicts(
+    own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], path: Path, skip_prefixes: tuple[str, ...]
+) -> tuple[WeightLoadReport, dict[str, torch.Tensor]]:
+    """The report of loading ``state`` into a model with state dict ``own``, and the tensors that fit."""
+    model_keys = [k for k in own if not k.startswith(skip_prefixes)]
+    file_keys = [k for k in state if not k.startswith(skip_prefixes)]
+    usable = {k: state[k] for k in file_keys if k in own and tuple(state[k].shape) == tuple(own[k].shape)}
+    counted = [k for k in model_keys if not k.endswith(_OPTIONAL_SUFFIX)]
+    total = sum(own[k].numel() for k in counted)
+    loaded = [k for k in counted if k in usable]
+    report = WeightLoadReport(
+        file=str(path),
+        loaded=loaded,
+        missing=[k for k in counted if k not in state],
+        unexpected=[k for k in file_keys if k not in own],
+        mismatched=[(k, tuple(state[k].shape), tuple(own[k].shape)) for k in file_keys if k in own and k not in usable],
+        tensors_total=len(counted),
+        fraction_loaded=sum(own[k].numel() for k in loaded) / total if total else 1.0,
+    )
+    return report, usable
+
+
+def load_into(
+    model: torch.nn.Module, path: str | Path, *, skip_prefixes: tuple[str, ...] = (), strict: bool = True
+) -> WeightLoadReport:
+    """Copy the tensors of weight file ``path`` into ``model``; returns what was loaded.
+
+    Keys starting with ``skip_prefixes`` (classifier heads) are neither missing nor unexpected, and
+    BatchNorm ``num_batches_tracked`` counters may be absent. ``strict=True`` raises
+    :class:`WeightMismatchError` (naming the file, listing missing keys, unexpected keys and shape
+    mismatches) before touching the model unless everything else fits; ``strict=False`` loads the
+    tensors that fit and warns (:class:`PartialWeightsWarning`) with the same lists and the fraction
+    of the model's tensor elements loaded. No tensor fitting at all is an error in both modes.
     """
-    state = load_state_dict(path)
-    own = model.state_dict()
-    usable = {
-        k: v
-        for k, v in state.items()
-        if k in own and not k.startswith(skip_prefixes) and tuple(v.shape) == tuple(own[k].shape)
-    }
+    path = Path(path)
+    report, usable = compare_state_dicts(model.state_dict(), load_state_dict(path), path, skip_prefixes)
+    name = type(model).__name__
     if not usable:
-        raise ValueError(f"{path}: no tensor matches {type(model).__name__}; is it the right weight file?")
+        raise ValueError(f"{path}: no tensor matches {name}; is it the right weight file?\n{report.differences()}")
+    summary = (f"{path}: {report.tensors_loaded} of {report.tensors_total} tensors of {name} match "
+               f"({report.fraction_loaded:.2%} of the model's tensor elements)")
+    if not report.complete and strict:
+        raise WeightMismatchError(
+            f"{summary}; refusing to load weights of another architecture or variant "
+            f"(pass strict=False to load the matching part):\n{report.differences()}"
+        )
     model.load_state_dict(usable, strict=False)
-    return sorted(set(own) - set(usable))
+    if not report.complete:
+        warnings.warn(f"{summary}; loaded those, the rest stays at initialisation:\n{report.differences()}",
+                      PartialWeightsWarning, stacklevel=2)
+    return report
 
 
-def load_timm_backbone(model_name: str, pretrained: Pretrained = "auto", **timm_kwargs) -> torch.nn.Module:
-    """``timm.create_model`` with random init, then local weights when they resolve (never a download)."""
+def load_timm_backbone(
+    model_name: str, pretrained: Pretrained = "auto", *, strict: bool = True, **timm_kwargs
+) -> torch.nn.Module:
+    """``timm.create_model`` with random init, then local weights when they resolve (never a download).
+
+    ``strict`` is passed to :func:`load_into` (classifier heads are skipped). The returned model
+    carries ``pretrained_weights``: :meth:`WeightLoadReport.record` of the file used, or ``None``
+    for random initialisation.
+    """
     import timm
 
     model = timm.create_model(model_name, pretrained=False, **timm_kwargs)
     path = resolve_weights(model_name, pretrained)
-    if path is not None:
-        load_into(model, path, skip_prefixes=("fc.", "head.", "classifier."))
+    report = None if path is None else load_into(model, path, skip_prefixes=HEAD_PREFIXES, strict=strict)
+    model.pretrained_weights = None if report is None else report.record()
     return model
