@@ -15,7 +15,7 @@ from PIL import Image
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from reidlab.data.records import Sample
+from reidlab.data.records import ReIDDataset, Sample
 from reidlab.viz import (
     MATCH_COLOR,
     MISMATCH_COLOR,
@@ -25,9 +25,14 @@ from reidlab.viz import (
     attention_maps,
     attention_rollout,
     build_browser,
+    camera_montage,
     collect_attentions,
+    description_examples,
     distance_histograms,
     find_target_layer,
+    identity_montage,
+    infrared_examples,
+    occlusion_examples,
     per_camera_accuracy,
     per_query_metrics,
     pick_queries,
@@ -36,6 +41,8 @@ from reidlab.viz import (
     plot_distance_histograms,
     plot_embedding_map,
     plot_gradcam_pairs,
+    plot_images_per_camera,
+    plot_images_per_identity,
     plot_per_camera_accuracy,
     plot_ranking,
     vit_reshape_transform,
@@ -415,3 +422,56 @@ def test_per_query_ap_agrees_with_the_evaluation_core():
     valid = mine.valid
     np.testing.assert_array_equal(mine.first_match[valid] + 1, core.first_match_rank[valid])
     assert pick_queries(core, "worst", 4).tolist() == pick_queries(mine, "worst", 4).tolist()
+
+
+# ----------------------------------------------------------------------------- dataset pictures
+@pytest.fixture()
+def tiny_dataset(tmp_path) -> ReIDDataset:
+    rng = np.random.default_rng(0)
+
+    def sample(pid, cam, i, modality="rgb"):
+        path = tmp_path / f"{pid}_{cam}_{i}.png"
+        Image.fromarray(rng.integers(0, 256, (16, 8, 3), dtype=np.uint8)).save(path)
+        return Sample(str(path), pid, cam, modality)
+
+    train = [sample(0, 0, 0), sample(0, 1, 1), sample(0, 2, 2, "ir"), sample(1, 0, 3), sample(1, 0, 4)]
+    query = [sample(5, 0, 5)]
+    gallery = [sample(5, 1, 6), sample(6, 2, 7, "ir")]
+    return ReIDDataset("tiny", str(tmp_path), train, query, gallery, options={"trial": 0})
+
+
+def test_dataset_plots_return_figures_and_save(tiny_dataset, tmp_path):
+    tiny = tiny_dataset
+    for fig, name in (
+        (plot_images_per_identity(tiny, save=tmp_path / "ids.png"), "ids.png"),
+        (plot_images_per_camera(tiny, save=tmp_path / "cams.png"), "cams.png"),
+        (identity_montage(tiny, save=tmp_path / "montage.png"), "montage.png"),
+    ):
+        assert isinstance(fig, plt.Figure) and (tmp_path / name).stat().st_size > 0
+    montage = identity_montage(tiny, pid=None)
+    assert "identity 0" in montage._suptitle.get_text()  # identity seen by most cameras
+    assert len(montage.axes) == 3  # three cameras x one image each
+    with pytest.raises(ValueError, match="identity 9"):
+        identity_montage(tiny, pid=9)
+    empty = ReIDDataset("empty_eval", "/x", train=tiny.train, empty_by_design=("query", "gallery"))
+    assert isinstance(plot_images_per_camera(empty), plt.Figure)
+    with pytest.raises(ValueError, match="split 'query' is empty"):
+        identity_montage(empty, split="query")
+    plt.close("all")
+
+
+def test_synthetic_world_pictures(tmp_path):
+    from reidlab.data import load_dataset
+    from reidlab.data.synthetic import generate
+
+    generate("synth_sysu", "mini", out=tmp_path, progress=False, workers=1)
+    sysu = load_dataset("synth_sysu", root=tmp_path, size="mini")
+    montage = camera_montage(sysu, num_ids=3, save=tmp_path / "cams.png")
+    assert len(montage.axes) == 3 * 6 and (tmp_path / "cams.png").stat().st_size > 0
+    infrared = infrared_examples(sysu, num=4)
+    assert len(infrared.axes) == 2 * 4 and "rgb" in infrared.axes[0].get_title()
+    described = description_examples(sysu, num=3)
+    assert all(ax.get_xlabel() for ax in described.axes)  # each image carries its description
+    with pytest.raises(ValueError, match="no occluded image"):
+        occlusion_examples(sysu)
+    plt.close("all")

@@ -1,19 +1,15 @@
-"""Dataset statistics for the data-preparation notebook: tables, published numbers, seaborn plots, montages.
+"""Dataset statistics for the data-preparation notebook: ids and images per split, published numbers.
 
-Every plot returns its matplotlib ``Figure`` and takes ``save``: ``None`` (nothing written), a bare
-file name (written under ``reidlab.paths.figures_dir()``) or a path (used as given), written atomically.
+Tables only: the plots of a dataset (images per identity / camera, montages) are in
+:mod:`reidlab.viz.dataset_plots`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from reidlab.data.records import SPLITS, ReIDDataset
 
@@ -88,101 +84,3 @@ def compare_with_published(dataset: ReIDDataset) -> pd.DataFrame:
     frame.attrs["dataset"] = dataset.name
     frame.attrs["published_key"] = published_key(dataset) if reference else None
     return frame.set_index(["split", "count"])
-
-
-def _save(fig: Figure, save: str | os.PathLike | None) -> None:
-    if save is not None:
-        from reidlab.viz.figures import save_figure
-
-        save_figure(fig, save)
-
-
-def plot_images_per_identity(
-    dataset: ReIDDataset, splits: Iterable[str] = ("train", "gallery"), save: str | os.PathLike | None = None
-) -> Figure:
-    """Histogram of images per identity for each split that has samples."""
-    import seaborn as sns
-
-    frames = []
-    for split in splits:
-        pids = pd.Series([s.pid for s in dataset.split(split)], dtype="int64")
-        if len(pids):
-            counts = pids.value_counts()
-            frames.append(pd.DataFrame({"images per identity": counts.to_numpy(), "split": split}))
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    if frames:
-        table = pd.concat(frames, ignore_index=True)
-        top = int(table["images per identity"].max())
-        sns.histplot(data=table, x="images per identity", hue="split", bins=np.arange(0.5, top + 1.5),
-                     multiple="dodge", shrink=0.8, ax=ax)
-    ax.set_ylabel("identities")
-    ax.set_title(f"{dataset.name}: images per identity")
-    fig.tight_layout()
-    _save(fig, save)
-    return fig
-
-
-def plot_images_per_camera(dataset: ReIDDataset, save: str | os.PathLike | None = None) -> Figure:
-    """Images per camera (0-based camid) and split; IR cameras are labelled."""
-    import seaborn as sns
-
-    table = pd.DataFrame(
-        [{"camera": s.camid, "split": split, "modality": s.modality}
-         for split in SPLITS for s in dataset.split(split)]
-    )
-    fig, ax = plt.subplots(figsize=(max(6, 0.5 * (table["camera"].nunique() if len(table) else 1) + 3), 3.5))
-    if len(table):
-        ir = set(table.loc[table["modality"] == "ir", "camera"])
-        table["camera"] = [f"{c} (ir)" if c in ir else str(c) for c in table["camera"]]
-        order = sorted(table["camera"].unique(), key=lambda name: int(name.split()[0]))
-        sns.countplot(data=table, x="camera", hue="split", order=order, ax=ax)
-        ax.legend(title="split", fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set_ylabel("images")
-    ax.set_title(f"{dataset.name}: images per camera")
-    fig.tight_layout()
-    _save(fig, save)
-    return fig
-
-
-def identity_montage(
-    dataset: ReIDDataset,
-    pid: int | None = None,
-    split: str = "train",
-    per_camera: int = 3,
-    image_size: tuple[int, int] = (128, 64),
-    save: str | os.PathLike | None = None,
-) -> Figure:
-    """One identity across cameras: a column per camera, up to ``per_camera`` images each.
-
-    ``pid`` defaults to the identity of ``split`` seen by the most cameras.
-    """
-    from reidlab.viz.images import load_image
-
-    samples = dataset.split(split)
-    if not samples:
-        raise ValueError(f"{dataset.name}: split {split!r} is empty; choose another split for the montage")
-    if pid is None:
-        cameras: dict[int, set[int]] = {}
-        for s in samples:
-            cameras.setdefault(s.pid, set()).add(s.camid)
-        pid = max(sorted(cameras), key=lambda p: len(cameras[p]))
-    mine = [s for s in samples if s.pid == pid]
-    if not mine:
-        raise ValueError(f"{dataset.name}: identity {pid} has no images in split {split!r}")
-    by_camera: dict[int, list] = {}
-    for s in mine:
-        by_camera.setdefault(s.camid, []).append(s)
-    cols, rows = len(by_camera), min(per_camera, max(len(v) for v in by_camera.values()))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 0.4, 2.1 * rows + 0.5), squeeze=False)
-    for col, (camid, items) in enumerate(sorted(by_camera.items())):
-        for row in range(rows):
-            ax = axes[row, col]
-            ax.axis("off")
-            if row < len(items):
-                ax.imshow(load_image(items[row].path, size=image_size))
-            if row == 0:
-                ax.set_title(f"cam {camid}\n{items[0].modality}", fontsize=8)
-    fig.suptitle(f"{dataset.name} {split}: identity {pid} ({len(mine)} images, {cols} cameras)", fontsize=9)
-    fig.tight_layout()
-    _save(fig, save)
-    return fig

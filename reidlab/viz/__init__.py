@@ -1,4 +1,5 @@
-"""Seeing what the model sees: ranking grids, similarity Grad-CAM, ViT attention, plots and a browser.
+"""Seeing what the model sees: ranking grids, similarity Grad-CAM, ViT attention, plots and a browser;
+and what the data looks like: images per identity and camera, montages, the synthetic world's pictures.
 
 Every figure function returns the matplotlib ``Figure`` and takes ``save=``: a bare file name is
 written under ``reidlab.paths.figures_dir()``, a path with a folder is used as given (PNG, atomic).
@@ -14,6 +15,15 @@ from reidlab.viz.attention import (
     rollout_map,
 )
 from reidlab.viz.browser import RankingBrowser, RetrievalView, build_browser
+from reidlab.viz.dataset_plots import (
+    camera_montage,
+    description_examples,
+    identity_montage,
+    infrared_examples,
+    occlusion_examples,
+    plot_images_per_camera,
+    plot_images_per_identity,
+)
 from reidlab.viz.figures import figure_path, save_figure
 from reidlab.viz.gradcam import (
     CAM_METHODS,
@@ -63,16 +73,21 @@ __all__ = [
     "attention_maps",
     "attention_rollout",
     "build_browser",
+    "camera_montage",
     "cls_attention_map",
     "collect_attentions",
     "denormalize",
+    "description_examples",
     "distance_histograms",
     "embed_2d",
     "figure_path",
     "find_target_layer",
     "find_vit",
+    "identity_montage",
+    "infrared_examples",
     "load_image",
     "load_tensor",
+    "occlusion_examples",
     "overlay_heatmap",
     "per_camera_accuracy",
     "per_query_metrics",
@@ -82,6 +97,8 @@ __all__ = [
     "plot_distance_histograms",
     "plot_embedding_map",
     "plot_gradcam_pairs",
+    "plot_images_per_camera",
+    "plot_images_per_identity",
     "plot_per_camera_accuracy",
     "plot_ranking",
     "rollout_map",
