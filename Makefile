@@ -26,7 +26,7 @@ for line in open(sys.argv[1]):
     if line and not line.startswith("-"):
         name, _, version = line.partition("==")
         lock[canon(name)] = version.strip()
-freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable", "--exclude", "reidlab"],
+freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--all", "--exclude-editable", "--exclude", "reidlab"],
                         check=True, capture_output=True, text=True).stdout.splitlines()
 bad = []
 for entry in freeze:
@@ -55,7 +55,8 @@ $(STAMP): pyproject.toml $(LOCK)
 	@touch $(STAMP)
 
 # Refresh the lock on purpose: resolve pyproject.toml's loose ranges afresh in a scratch venv (newest
-# releases that fit), freeze it without reidlab itself, refuse local builds (+cu130) and URL pins.
+# releases that fit), freeze it (--all: pip and setuptools too; torch needs setuptools at run time)
+# without reidlab itself, and refuse local builds (+cu130) and URL pins, which PyPI cannot resolve.
 # Then `make test` installs the new set into .venv; commit $(LOCK) once it passes.
 lock:
 	@set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
@@ -64,8 +65,7 @@ lock:
 	"$$tmp/venv/bin/python" -m pip install --quiet --upgrade pip; \
 	"$$tmp/venv/bin/python" -m pip install --quiet -e '.[dev]'; \
 	{ if [ -f $(LOCK) ]; then sed -n '/^#/p;/^#/!q' $(LOCK); fi; \
-	  "$$tmp/venv/bin/python" -c "import pip; print('pip==' + pip.__version__)"; \
-	  "$$tmp/venv/bin/python" -m pip freeze --exclude-editable --exclude reidlab; } > "$$tmp/lock"; \
+	  "$$tmp/venv/bin/python" -m pip freeze --all --exclude-editable --exclude reidlab; } > "$$tmp/lock"; \
 	if grep -nE '^[^#].*( @ |\+)' "$$tmp/lock"; then \
 	  echo "ERROR: the lines above are local builds or URLs, which PyPI cannot resolve; install plain PyPI releases" >&2; exit 1; fi; \
 	mv "$$tmp/lock" $(LOCK); \
