@@ -99,3 +99,64 @@ def test_train_transform_zero_erasing_mode():
     assert (x == 0).any() and x.max() > 1.5  # white normalised with ImageNet stats is > 2
     with pytest.raises(ValueError, match="erasing fill"):
         build_train_transform((32, 16), erasing_mode="mean")
+
+
+# --------------------------------------------------------------------------- argument ranges
+BAD_AUGMENT_ARGS = [
+    ({"erasing_p": 1.5}, r"erasing_p must be in \[0, 1\], got 1.5"),
+    ({"erasing_p": -0.1}, r"erasing_p must be in \[0, 1\], got -0.1"),
+    ({"flip_p": 2}, r"flip_p must be in \[0, 1\], got 2"),
+    ({"flip_p": -0.5}, r"flip_p must be in \[0, 1\], got -0.5"),
+    ({"padding": -3}, r"padding must be a non-negative integer, got -3"),
+    ({"padding": 2.5}, r"padding must be a non-negative integer, got 2.5"),
+    ({"erasing_area": (0.5, 0.1)}, r"erasing_area must be \(min, max\) with 0 < min <= max <= 1, got \(0.5, 0.1\)"),
+    ({"erasing_area": (0.0, 0.3)}, r"erasing_area must be \(min, max\) with 0 < min <= max <= 1"),
+    ({"erasing_area": (0.1, 1.5)}, r"erasing_area must be \(min, max\) with 0 < min <= max <= 1"),
+    ({"erasing_area": (0.1,)}, r"erasing_area must be \(min, max\)"),
+    ({"erasing_ratio": (3.0, 0.3)}, r"erasing_ratio must be \(min, max\) with 0 < min <= max, got \(3.0, 0.3\)"),
+    ({"erasing_ratio": (0.0, 1.0)}, r"erasing_ratio must be \(min, max\) with 0 < min <= max"),
+    ({"erasing_attempts": 0}, r"erasing_attempts must be a positive integer, got 0"),
+    ({"color_jitter": -0.2}, r"color_jitter strengths must be >= 0"),
+    ({"color_jitter": (0.1, -0.1, 0.0, 0.0)}, r"color_jitter strengths must be >= 0"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), BAD_AUGMENT_ARGS)
+def test_train_transform_rejects_out_of_range_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_train_transform((32, 16), **kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), BAD_AUGMENT_ARGS)
+def test_gpu_augment_rejects_out_of_range_arguments(kwargs, message):
+    from reidlab.data.gpu_augment import GPUTrainAugment
+
+    with pytest.raises(ValueError, match=message):
+        GPUTrainAugment(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"p": 1.5}, r"^p must be in \[0, 1\], got 1.5"),
+        ({"area": (0.4, 0.2)}, r"^area must be \(min, max\) with 0 < min <= max <= 1"),
+        ({"ratio": (-1.0, 2.0)}, r"^ratio must be \(min, max\) with 0 < min <= max"),
+        ({"attempts": -1}, r"^attempts must be a positive integer"),
+    ],
+)
+def test_random_erasing_op_and_function_reject_out_of_range_arguments(kwargs, message):
+    from reidlab.data.erasing import RandomErasing
+
+    with pytest.raises(ValueError, match=message):
+        RandomErasing(**kwargs)
+    with pytest.raises(ValueError, match=message):
+        random_erasing(torch.zeros(1, 3, 8, 4), **kwargs)
+
+
+def test_boundary_values_are_accepted():
+    from reidlab.data.gpu_augment import GPUTrainAugment
+
+    edge = {"flip_p": 1.0, "padding": 0, "erasing_p": 1.0, "erasing_area": (1.0, 1.0), "erasing_ratio": (1.0, 1.0)}
+    build_train_transform((32, 16), **edge)
+    GPUTrainAugment(**edge)
+    build_train_transform((32, 16), flip_p=0, erasing_p=0, padding=np.int64(4))

@@ -11,11 +11,52 @@ normalised space. ``fill="zero"`` with ``area=(0.02, 0.4)``, ``log_ratio=False``
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
 
 ERASING_FILLS = ("pixel", "zero")
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_probability(value: float, name: str) -> float:
+    """``value`` as a float when it is a probability in [0, 1], else ``ValueError`` naming ``name``."""
+    if not _is_real(value) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return float(value)
+
+
+def check_interval(value: Sequence[float], name: str, upper: float | None = None) -> tuple[float, float]:
+    """A finite ``(min, max)`` with ``0 < min <= max`` (and ``max <= upper``), else ``ValueError`` naming ``name``."""
+    try:
+        pair = tuple(value)
+    except TypeError:
+        pair = ()
+    valid = len(pair) == 2 and all(_is_real(v) and math.isfinite(v) for v in pair)
+    if not valid or not 0 < pair[0] <= pair[1] or (upper is not None and pair[1] > upper):
+        bound = "" if upper is None else f" <= {upper:g}"
+        raise ValueError(f"{name} must be (min, max) with 0 < min <= max{bound}, got {value!r}")
+    return float(pair[0]), float(pair[1])
+
+
+def check_positive_int(value: int, name: str) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_erasing_args(
+    p: float, area: Sequence[float], ratio: Sequence[float], attempts: int, prefix: str = ""
+) -> None:
+    """Validate random-erasing settings; errors name the argument as ``<prefix><name>``."""
+    check_probability(p, f"{prefix}p")
+    check_interval(area, f"{prefix}area", upper=1.0)
+    check_interval(ratio, f"{prefix}ratio")
+    check_positive_int(attempts, f"{prefix}attempts")
 
 
 def random_erasing(
@@ -38,6 +79,7 @@ def random_erasing(
     """
     if images.ndim != 4:
         raise ValueError(f"random_erasing expects (B, C, H, W), got shape {tuple(images.shape)}")
+    check_erasing_args(p, area, ratio, attempts)
     if p <= 0:
         return images.clone()
     b, c, h, w = images.shape
@@ -95,6 +137,7 @@ class RandomErasing(torch.nn.Module):
         fill: str | float | Sequence[float] = "pixel",
     ) -> None:
         super().__init__()
+        check_erasing_args(p, area, ratio, attempts)
         if isinstance(fill, str) and fill not in ERASING_FILLS:
             raise ValueError(f"erasing fill must be one of {ERASING_FILLS} or numbers, got {fill!r}")
         self.kwargs = {"p": p, "area": area, "ratio": ratio, "log_ratio": log_ratio, "attempts": attempts, "fill": fill}

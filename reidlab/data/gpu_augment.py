@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from reidlab.data.erasing import ERASING_FILLS, random_erasing
-from reidlab.data.transforms import jitter_strengths, normalization_stats
+from reidlab.data.erasing import ERASING_FILLS, check_erasing_args, random_erasing
+from reidlab.data.transforms import check_geometry, jitter_strengths, normalization_stats
 
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 
@@ -129,7 +129,7 @@ class GPUNormalize(torch.nn.Module):
 
 
 class GPUTrainAugment(torch.nn.Module):
-    """Batched train augmentation; arguments mean what they mean in ``build_train_transform``."""
+    """Batched train augmentation; arguments mean (and are validated) as in ``build_train_transform``."""
 
     def __init__(
         self,
@@ -148,7 +148,8 @@ class GPUTrainAugment(torch.nn.Module):
         super().__init__()
         if erasing_mode not in ERASING_FILLS:
             raise ValueError(f"erasing fill must be one of {ERASING_FILLS}, got {erasing_mode!r}")
-        self.flip_p, self.padding = flip_p, padding
+        check_erasing_args(erasing_p, erasing_area, erasing_ratio, erasing_attempts, prefix="erasing_")
+        self.flip_p, self.padding = check_geometry(flip_p, padding)
         self.jitter = jitter_strengths(color_jitter)
         self.normalize = GPUNormalize(normalization)
         self.erasing = {"p": erasing_p, "area": erasing_area, "ratio": erasing_ratio, "log_ratio": erasing_log_ratio,

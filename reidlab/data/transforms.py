@@ -8,12 +8,13 @@ The batched GPU version of the same train pipeline is :mod:`reidlab.data.gpu_aug
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
 from torchvision.transforms import v2
 
-from reidlab.data.erasing import RandomErasing
+from reidlab.data.erasing import RandomErasing, check_erasing_args, check_probability
 
 NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
@@ -46,13 +47,24 @@ def jitter_strengths(color_jitter: float | Sequence[float] | None) -> tuple[floa
         return None
     if isinstance(color_jitter, int | float):
         s = float(color_jitter)
+        if not s >= 0:
+            raise ValueError(f"color_jitter strengths must be >= 0, got {color_jitter!r}")
         return (s, s, s, 0.0)
     values = tuple(float(v) for v in color_jitter)
     if len(values) != 4:
         raise ValueError(f"color_jitter must be a number or (brightness, contrast, saturation, hue): {color_jitter}")
+    if not all(v >= 0 for v in values):
+        raise ValueError(f"color_jitter strengths must be >= 0, got {color_jitter!r}")
     if not 0 <= values[3] <= 0.5:
         raise ValueError(f"color_jitter hue must be in [0, 0.5], got {values[3]}")
     return values  # type: ignore[return-value]
+
+
+def check_geometry(flip_p: float, padding: int) -> tuple[float, int]:
+    """``(flip_p, padding)`` when ``flip_p`` is in [0, 1] and ``padding`` a non-negative integer."""
+    if not isinstance(padding, numbers.Integral) or isinstance(padding, bool) or padding < 0:
+        raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
+    return check_probability(flip_p, "flip_p"), int(padding)
 
 
 def build_train_transform(
@@ -70,7 +82,14 @@ def build_train_transform(
     erasing_log_ratio: bool = True,
     erasing_attempts: int = 10,
 ) -> v2.Compose:
-    """Train transform; ``image_size`` is (height, width). Output: normalised float tensor (3, H, W)."""
+    """Train transform; ``image_size`` is (height, width). Output: normalised float tensor (3, H, W).
+
+    Out-of-range settings raise ``ValueError`` naming the argument: probabilities ``flip_p`` and
+    ``erasing_p`` in [0, 1], ``padding`` >= 0, ``erasing_area`` within (0, 1] and ``erasing_ratio``
+    > 0 with min <= max, ``erasing_attempts`` >= 1, colour-jitter strengths >= 0.
+    """
+    flip_p, padding = check_geometry(flip_p, padding)
+    check_erasing_args(erasing_p, erasing_area, erasing_ratio, erasing_attempts, prefix="erasing_")
     mean, std = normalization_stats(normalization)
     steps: list = [
         v2.ToImage(),
