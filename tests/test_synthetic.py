@@ -171,6 +171,74 @@ def test_ensure_keeps_complete_worlds_and_regenerates_stale_ones(tmp_path):
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
 
 
+_KILLED_MID_WRITE = """
+import os, sys
+from reidlab.data.synthetic import generator
+
+def die(world, root, **kwargs):
+    (root / "half_written.jpg").write_bytes(b"x")
+    os._exit(3)  # like SIGKILL: no finally block runs
+
+generator.render_world = die
+generator.generate("synth_occluded_reid", "mini", out=sys.argv[1], progress=False)
+"""
+
+
+def _leftover(parent: Path, name: str) -> Path:
+    path = parent / name
+    (path / "bounding_box_test").mkdir(parents=True)
+    (path / "bounding_box_test" / "0001_c1_0.jpg").write_bytes(b"x")
+    return path
+
+
+def test_a_killed_generation_is_cleaned_up_at_the_next_start(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _KILLED_MID_WRITE, str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 3, done.stderr
+    killed = [p for p in tmp_path.iterdir() if p.name.startswith(".synth_occluded_reid_mini.tmp-")]
+    assert len(killed) == 1 and (killed[0] / "half_written.jpg").is_file()
+    other_world = _leftover(tmp_path, ".synth_regdb_mini_seed2.old-77-0123abcd")  # nobody writes it: removed too
+    not_ours = [_leftover(tmp_path, name) for name in (
+        ".synth_occluded_reid_mini.tmp-backup",  # not our pattern
+        ".my_dataset.tmp-1-0123abcd",  # not one of our world folders
+        ".synth_nothing_mini.tmp-1-0123abcd",  # not a known world
+    )]
+    path = ensure("synth_occluded_reid", "mini", out=tmp_path, progress=False)
+    assert is_complete(path, "synth_occluded_reid", "mini")
+    assert not killed[0].exists() and not other_world.exists()
+    assert all(p.is_dir() for p in not_ours)
+
+
+def test_a_live_writers_temporary_folder_is_kept(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    from reidlab.data.synthetic.generator import remove_leftovers
+
+    live = _leftover(tmp_path, ".synth_regdb_mini.tmp-4242-0123abcd")
+    with open(tmp_path / ".synth_regdb_mini.lock", "a+") as writer:  # what generate() holds while writing
+        fcntl.flock(writer, fcntl.LOCK_EX)
+        assert remove_leftovers(tmp_path) == [] and live.is_dir()
+        assert remove_leftovers(tmp_path, holding="synth_regdb_mini") == [live]  # the caller holds that lock
+    live = _leftover(tmp_path, ".synth_regdb_mini.tmp-4242-0123abcd")
+    assert remove_leftovers(tmp_path) == [live]  # the writer is gone: its folder is a leftover
+
+
+def test_without_file_locks_only_long_idle_leftovers_are_removed(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from reidlab.data.synthetic import generator
+
+    monkeypatch.setattr(generator, "_flock", lambda handle, blocking: "unavailable")
+    recent = _leftover(tmp_path, ".synth_market_mini.tmp-1-0123abcd")
+    idle = _leftover(tmp_path, ".synth_market_full.old-2-4567cdef")
+    old = time.time() - generator.STALE_AFTER_S - 60
+    for path in (idle, idle / "bounding_box_test"):
+        os.utime(path, (old, old))
+    assert generator.remove_leftovers(tmp_path) == [idle] and recent.is_dir()
+
+
 def test_cli_generates_and_reports_up_to_date(tmp_path, capsys):
     assert cli_main(["--world", "synth_regdb", "--size", "mini", "--out", str(tmp_path), "--quiet"]) == 0
     assert cli_main(["--world", "synth_regdb", "--size", "mini", "--out", str(tmp_path)]) == 0
