@@ -280,7 +280,7 @@ def test_evaluate_with_rerank_uses_the_rerank_distances():
         (lambda a: {**a, "distmat": a["distmat"][:, :0]}, "distmat must not be empty"),
         (lambda a: {**a, "distmat": a["distmat"][0]}, "distmat must be a 2-D"),
         (lambda a: {**a, "distmat": np.where(a["distmat"] > 0.5, np.nan, a["distmat"])}, "NaN"),
-        (lambda a: {**a, "q_pids": a["q_pids"].astype(float)}, "q_pids must hold integers"),
+        (lambda a: {**a, "q_pids": a["q_pids"].astype(float)}, "q_pids must hold integer labels, got dtype float64"),
         (lambda a: {**a, "protocol": "duke"}, "protocol"),
         (lambda a: {**a, "ap": "interpolated"}, "ap"),
         (lambda a: {**a, "max_rank": 0}, "max_rank"),
@@ -305,6 +305,41 @@ def test_bad_features_raise_clear_errors():
         evaluate(q, np.ones((5, 3), np.float32), *labels)
     with pytest.raises(ValueError, match="metric"):
         evaluate(q, g, *labels, metric="manhattan")
+
+
+@pytest.mark.parametrize("argument", ["q_pids", "g_pids", "q_camids", "g_camids"])
+@pytest.mark.parametrize(
+    ("make", "found"),
+    [
+        (lambda n: [chr(97 + i % 26) for i in range(n)], "strings"),
+        (lambda n: np.array([f"id{i}" for i in range(n)]), "strings"),
+        (lambda n: np.array([f"id{i}".encode() for i in range(n)]), "bytes"),
+        (lambda n: [None] + list(range(n - 1)), "objects"),
+        (lambda n: torch.arange(n, dtype=torch.float32), "dtype torch.float32"),
+    ],
+)
+def test_non_integer_labels_name_the_argument(argument, make, found):
+    q, g = np.random.default_rng(0).normal(size=(3, 4)), np.random.default_rng(1).normal(size=(5, 4))
+    args = {"q_pids": np.arange(3), "g_pids": np.arange(5), "q_camids": np.zeros(3, int), "g_camids": np.ones(5, int)}
+    args[argument] = make(len(args[argument]))
+    message = rf"{argument} must hold integer labels.*{found}"
+    with pytest.raises(ValueError, match=message):
+        evaluate(q, g, **args)
+    with pytest.raises(ValueError, match=message):
+        evaluate_rank(np.zeros((3, 5)), **args)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("value", [0.0, 1.0])
+def test_collapsed_features_give_finite_metrics(metric, value):
+    q, g = np.full((4, 8), value, np.float32), np.full((6, 8), value, np.float32)
+    labels = (np.arange(4), np.array([0, 1, 2, 3, 0, 1]), np.zeros(4, int), np.ones(6, int))
+    plain = evaluate(q, g, *labels, metric=metric)
+    assert np.isfinite(plain.mAP) and np.isfinite(plain.mINP) and np.isfinite(plain.cmc).all()
+    assert plain.num_valid_queries == 4
+    with pytest.warns(UserWarning, match="identical"):
+        reranked = evaluate(q, g, *labels, metric=metric, rerank=True)
+    assert reranked.mAP == pytest.approx(plain.mAP) and np.array_equal(reranked.cmc, plain.cmc)
 
 
 # ----------------------------------------------------------------------------- cross-domain helper

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -95,3 +97,25 @@ def test_bad_features():
         re_ranking(q, g[:0])
     with pytest.raises(ValueError, match="q_feats must be a 2-D"):
         re_ranking(q[0], g)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.7])
+def test_collapsed_features_give_the_all_zero_distances_with_a_warning(value):
+    q, g = np.full((3, 4), value), np.full((5, 4), value)
+    with pytest.warns(UserWarning, match=r"all 8 features are identical"):
+        out = re_ranking(q, g)
+    assert isinstance(out, np.ndarray) and out.shape == (3, 5)
+    assert np.array_equal(out, np.zeros((3, 5)))
+    with pytest.warns(UserWarning, match="identical"):
+        tensor = re_ranking(torch.ones(2, 3), torch.ones(4, 3), k1=2, k2=1)
+    assert torch.equal(tensor, torch.zeros(2, 4))
+
+
+def test_duplicated_items_are_not_collapse():
+    q, g = clustered_features(4, n_q=4, n_g=10)
+    g[:5] = q[0]  # many exact duplicates of one query, other items distinct
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = re_ranking(q, g)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, dense_re_ranking(q, g, k1=20, k2=6), atol=1e-9)

@@ -58,16 +58,45 @@ def check_matrix(value: ArrayLike, name: str, *, allow_inf: bool) -> None:
             raise ValueError(f"{name} contains NaN or infinite values")
 
 
+_NON_NUMERIC_KINDS = {"U": "strings", "S": "bytes", "O": "objects"}
+
+
 def labels(value: ArrayLike, name: str, length: int, device: torch.device) -> torch.Tensor:
-    """A 1-D integer label vector of the given length as an int64 tensor on ``device``."""
+    """A 1-D integer label vector of the given length as an int64 tensor on ``device``.
+
+    Strings, objects, floats and booleans raise ``ValueError`` naming ``name``: map identity or
+    camera names to integers first (e.g. ``np.unique(names, return_inverse=True)[1]``).
+    """
+    if not isinstance(value, np.ndarray | torch.Tensor):
+        try:
+            value = np.asarray(value)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name} must be a 1-D sequence of integer labels, got {type(value).__name__}") from err
+    problem = _label_dtype_problem(value)
+    if problem is not None:
+        raise ValueError(
+            f"{name} must hold integer labels, got {problem}; map names to integers first, "
+            "e.g. np.unique(names, return_inverse=True)[1]"
+        )
     tensor = as_tensor(value, name)
     if tensor.dim() != 1:
         raise ValueError(f"{name} must be 1-D, got shape {tuple(tensor.shape)}")
-    if tensor.dtype.is_floating_point or tensor.dtype.is_complex or tensor.dtype == torch.bool:
-        raise ValueError(f"{name} must hold integers, got dtype {tensor.dtype}")
     if tensor.numel() != length:
         raise ValueError(f"{name} has {tensor.numel()} entries but {length} were expected")
     return tensor.to(device=device, dtype=torch.int64)
+
+
+def _label_dtype_problem(value: np.ndarray | torch.Tensor) -> str | None:
+    """What is wrong with the element type of a label array, or ``None`` for integers."""
+    if isinstance(value, torch.Tensor):
+        dtype = value.dtype
+        return None if not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool) else f"dtype {dtype}"
+    if value.dtype.kind in "iu":
+        return None
+    kind = _NON_NUMERIC_KINDS.get(value.dtype.kind)
+    if kind is None:
+        return f"dtype {value.dtype}"
+    return f"{kind} such as {value.flat[0]!r}" if value.size else kind
 
 
 def choice(value: str, name: str, allowed: Iterable[str]) -> str:

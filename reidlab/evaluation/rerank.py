@@ -39,6 +39,8 @@ Relation to the peers' variants (see the peers spec §2.3):
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -62,6 +64,13 @@ def re_ranking(
     Features are used as given (L2-normalise them first for the BoT/TransReID setting). Returns a
     torch tensor on the features' device, or a NumPy array when both inputs are NumPy arrays.
     ``max_chunk_bytes`` bounds each temporary block (distance blocks, expansion and Jaccard chunks).
+
+    Collapsed features (all ``n_q + n_g`` identical, e.g. a diverged model or all-zero embeddings):
+    the reference code divides 0 by 0 and returns NaN. Here a ``UserWarning`` is raised and the
+    all-zero matrix returned, i.e. the original distances: re-ranking cannot separate identical
+    items, and the evaluator then ranks ties by gallery index exactly as without re-ranking, so a
+    run reports its (chance-level) metrics instead of failing. A row whose maximum distance is 0
+    for numerical reasons is normalised as 0, never NaN.
     """
     k1, k2 = positive_int(k1, "k1"), positive_int(k2, "k2")
     if not 0.0 <= float(lambda_value) <= 1.0:
@@ -74,6 +83,9 @@ def re_ranking(
     k_forward, k_half, k_expand = min(k1 + 1, n), min(round(k1 / 2) + 1, n), min(k2, n)
 
     lists = nearest_neighbours(x, n_q, max(k_forward, k_expand), budget)
+    if not bool((lists.row_max > 0).any()):
+        return _collapsed(n, lists.query_gallery, q_feats, g_feats)
+    lists.row_max.clamp_(min=torch.finfo(lists.row_max.dtype).tiny)  # 0 / tiny = 0, never 0 / 0
     neighbours = lists.index
     recip = _reciprocal(neighbours[:, :k_forward], budget)
     recip_half = _reciprocal(neighbours[:, :k_half], budget)
@@ -86,9 +98,25 @@ def re_ranking(
     out = lists.query_gallery.div_(lists.row_max[:n_q, None])
     del lists, neighbours
     _mix_jaccard(out, v_rows, v_cols, v_vals, n_q, n, float(lambda_value), budget)
+    return _as_input_type(out, q_feats, g_feats)
+
+
+def _as_input_type(out: torch.Tensor, q_feats: ArrayLike, g_feats: ArrayLike) -> np.ndarray | torch.Tensor:
+    """A NumPy array when both inputs are NumPy arrays, else the tensor."""
     if isinstance(q_feats, np.ndarray) and isinstance(g_feats, np.ndarray):
         return out.cpu().numpy()
     return out
+
+
+def _collapsed(n: int, query_gallery: torch.Tensor, q_feats: ArrayLike, g_feats: ArrayLike):
+    """The all-zero (original) distances of collapsed features, with a warning (see :func:`re_ranking`)."""
+    warnings.warn(
+        f"re_ranking: all {n} features are identical (every pairwise distance is 0); re-ranking cannot "
+        "separate them, returning the all-zero original distances (ties rank by gallery index)",
+        UserWarning,
+        stacklevel=3,
+    )
+    return _as_input_type(torch.zeros_like(query_gallery), q_feats, g_feats)
 
 
 def _row_chunks(n: int, bytes_per_row: int, budget: int):
