@@ -14,7 +14,7 @@ from test_datasets import load_quiet, write_image, write_market_tree, write_occl
 
 from reidlab.data import load_dataset
 from reidlab.data.cache import cache_file, cache_key, decode_images
-from reidlab.data.image_dataset import read_image
+from reidlab.data.image_io import read_image
 from reidlab.data.parsing import SkippedFileWarning
 
 

@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from reidlab.data.image_dataset import modality_index, read_image
+from reidlab.data.image_dataset import modality_index
+from reidlab.data.image_io import read_image
 from reidlab.data.records import Sample
 from reidlab.data.transforms import interpolation_mode
 from reidlab.io import atomic_torch_save, safe_torch_load

@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from reidlab.data.image_io import read_image
+
 SPLITS = ("train", "query", "gallery")
 MODALITIES = ("rgb", "ir")
 
@@ -115,8 +117,6 @@ class ReIDDataset:
     def verify(self, splits: Sequence[str] = SPLITS, progress: bool = True) -> list[str]:
         """Decode every image (with a progress bar); return ``"path: error"`` for each unreadable file."""
         from tqdm.auto import tqdm
-
-        from reidlab.data.image_dataset import read_image  # the one image reader (imports this module)
 
         paths = sorted({s.path for split in splits for s in self.split(split)})
         problems: list[str] = []
