@@ -1,17 +1,16 @@
-"""Named run presets: ``smoke`` (2 CPU cores, minutes, synthetic world) and ``full`` (papers' settings, GPU).
+"""Profiles, the scale of a run: ``smoke`` (2 CPU cores, minutes, synthetic world) and ``full`` (papers' settings, GPU).
 
-A :class:`Profile` holds what is common to every method (data, image size, batch shape,
-epochs, workers). Methods keep their own preset dataclasses (optimiser, schedule, loss
-weights) and register a builder per profile with :func:`register_preset`; notebooks call
-:func:`get_profile` / :func:`get_preset` and may override any single value.
+A :class:`Profile` holds what is common to every method (data, image size, batch shape, epochs,
+workers). A method's *preset* (its settings under a profile) is built from a profile by the method
+itself (``reidlab.methods.get_preset(method, profile, **overrides)``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from reidlab.settings import coerce_fields, replace_fields
 
 PROFILE_NAMES = ("smoke", "full")
 
@@ -34,6 +33,9 @@ class Profile:
     flip_tta: bool = False
     seed: int = 1234
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        coerce_fields(self)
 
     @property
     def batch_size(self) -> int:
@@ -68,47 +70,10 @@ _PROFILES: dict[str, Profile] = {
 
 
 def get_profile(name: str = "smoke", **overrides: Any) -> Profile:
-    """Return a fresh copy of the named profile with ``overrides`` applied.
+    """Return a fresh copy of the named profile with ``overrides`` applied (converted to the fields' types).
 
     Unknown names or fields raise a ``ValueError`` listing the valid ones.
     """
     if name not in _PROFILES:
         raise ValueError(f"unknown profile {name!r}; expected one of {sorted(_PROFILES)}")
-    base = _PROFILES[name]
-    valid = {f.name for f in dataclasses.fields(Profile)}
-    unknown = sorted(set(overrides) - valid)
-    if unknown:
-        raise ValueError(f"unknown profile field(s) {unknown}; valid fields: {sorted(valid)}")
-    if "image_size" in overrides and overrides["image_size"] is not None:
-        overrides["image_size"] = tuple(overrides["image_size"])
-    return dataclasses.replace(base, **overrides)
-
-
-_PRESETS: dict[tuple[str, str], Callable[[Profile], Any]] = {}
-
-
-def register_preset(method: str, profile: str) -> Callable[[Callable[[Profile], Any]], Callable[[Profile], Any]]:
-    """Decorator: register ``fn(profile) -> preset dataclass`` for ``method`` under ``profile``."""
-
-    def wrap(fn: Callable[[Profile], Any]) -> Callable[[Profile], Any]:
-        _PRESETS[(method, profile)] = fn
-        return fn
-
-    return wrap
-
-
-def get_preset(method: str, profile: str | Profile = "smoke", **overrides: Any) -> Any:
-    """The method's preset dataclass for a profile, with ``overrides`` applied to its fields."""
-    prof = profile if isinstance(profile, Profile) else get_profile(profile)
-    key = (method, prof.name)
-    if key not in _PRESETS:
-        import reidlab.models  # noqa: F401  (method modules register their presets on import)
-    if key not in _PRESETS:
-        known = sorted({m for m, _ in _PRESETS})
-        raise ValueError(f"no preset for method {method!r} and profile {prof.name!r}; methods with presets: {known}")
-    preset = _PRESETS[key](prof)
-    valid = {f.name for f in dataclasses.fields(preset)}
-    unknown = sorted(set(overrides) - valid)
-    if unknown:
-        raise ValueError(f"unknown {method} preset field(s) {unknown}; valid fields: {sorted(valid)}")
-    return dataclasses.replace(preset, **overrides)
+    return replace_fields(_PROFILES[name], **overrides)

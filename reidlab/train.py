@@ -1,48 +1,30 @@
 """Train a registered method from the command line, on one process or under ``torchrun``.
 
-    python -m reidlab.train --method bot --profile smoke --dataset synth_market
-    python -m reidlab.train --method bot --profile full --set lr=3.5e-4 --set fast_data=True
-    torchrun --nproc_per_node 4 -m reidlab.train --method bot --profile full --run-dir runs/bot-market
+    python -m reidlab.train --method bot --profile smoke
+    python -m reidlab.train --method bot --profile full -p lr=3.5e-4 -p fast_data=true
+    python -m reidlab.train --method bot --profile smoke --resume          # continue runs/bot/synth_market-smoke
+    torchrun --nproc_per_node 4 -m reidlab.train --method bot --profile full --name seed2 -p seed=2
 
-Any preset field can be set with ``--set name=value`` (Python literals: ``image_size=(256,128)``,
-``triplet_margin=None``). The test split is evaluated once, after training; results go to
-``<run-dir>/results.json`` and the console.
+Any preset field can be set with ``-p name=value`` (or ``--set``); each value is parsed against the
+field's declared type (``flip_tta=false``, ``image_size=(256,128)``, ``triplet_margin=None``) and a wrong
+type or range fails at once naming the field. The run goes to ``runs/<method>/<dataset>-<profile>[-<name>]``
+(``--run-dir`` to choose another); a folder that already holds a run is refused unless ``--resume``,
+``--reuse`` or ``--overwrite``. The test split is evaluated once, after training; the numbers (with
+protocol, AP flavour and TTA) go to the run's ``run.json`` and the console.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import json
 import sys
-from typing import Any
 
 import torch
 
 from reidlab.device import describe_device, pick_device
-from reidlab.engine import evaluate_model, fit, get_method, list_methods, load_preset_dataset
 from reidlab.engine.distributed import init_from_env, is_distributed, is_main_process
-from reidlab.engine.fit import default_run_dir, seed_everything
-from reidlab.io import atomic_write_text
-from reidlab.profiles import get_preset, get_profile
-
-
-def parse_value(text: str) -> Any:
-    """A Python literal when it parses as one (numbers, tuples, None, booleans), else the string itself."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    overrides = {}
-    for item in items:
-        if "=" not in item:
-            raise SystemExit(f"--set expects name=value, got {item!r}")
-        key, value = item.split("=", 1)
-        overrides[key.strip()] = parse_value(value.strip())
-    return overrides
+from reidlab.engine.runs import RunFolderError
+from reidlab.methods import get_method, get_preset, list_methods, run
+from reidlab.settings import SettingError, parse_assignments
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,9 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", help="dataset name (default: the profile's)")
     parser.add_argument("--data-root", help="dataset folder (default: the lab's data folder)")
     parser.add_argument("--epochs", type=int)
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a preset field")
-    parser.add_argument("--run-dir", help="output folder (default: runs/<method>-<dataset>-<time>)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last.pt")
+    parser.add_argument("-p", "--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a preset field (repeatable)")  # fmt: skip
+    parser.add_argument("--name", help="run name: runs/<method>/<dataset>-<profile>-<name>")
+    parser.add_argument("--run-dir", help="output folder (default: runs/<method>/<dataset>-<profile>[-<name>])")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue the run in the run folder (it must exist)")
+    mode.add_argument("--reuse", action="store_true", help="load a finished run of the same settings instead")
+    mode.add_argument("--overwrite", action="store_true", help="delete what the run folder holds, then train")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when present; LOCAL_RANK under torchrun)")
     parser.add_argument("--no-eval", action="store_true", help="skip the final test-split evaluation")
     return parser
@@ -69,43 +56,28 @@ def main(argv: list[str] | None = None) -> int:
         device = torch.device("cuda", torch.cuda.current_device())
     else:
         device = pick_device()
-    overrides = parse_sets(args.set)
-    for key, value in (("dataset", args.dataset), ("data_root", args.data_root), ("epochs", args.epochs)):
-        if value is not None:
-            overrides[key] = value
-    preset = get_preset(args.method, get_profile(args.profile), **overrides)
-    method = get_method(args.method)
+    try:
+        method = get_method(args.method)
+        overrides: dict = parse_assignments(args.set, option="-p/--set")
+        for key, value in (("dataset", args.dataset), ("data_root", args.data_root), ("epochs", args.epochs)):
+            if value is not None:
+                overrides[key] = value
+        preset = get_preset(method, args.profile, **overrides)
+    except (SettingError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if is_main_process():
         print(describe_device(device))
-        print(f"method {args.method}, profile {args.profile}: {preset}")
-    dataset = load_preset_dataset(preset)
-    if args.run_dir is None and args.resume:
-        raise SystemExit("--resume needs --run-dir")
-    run_dir = args.run_dir or default_run_dir(f"{args.method}-{preset.dataset}")
-    if is_distributed() and args.run_dir is None:  # every rank must agree on the folder
-        shared = [str(run_dir)]
-        torch.distributed.broadcast_object_list(shared, src=0)
-        run_dir = shared[0]
-    seed_everything(preset.seed)
-    model, loss = method.build(preset, dataset)
-    train = method.train or fit
-    result = train(model, loss, dataset, config=preset, run_dir=run_dir, resume=args.resume, device=device,
-                   meta={"method": args.method, "dataset": preset.dataset})  # fmt: skip
-    summary: dict[str, Any] = {"method": args.method, "profile": args.profile, "dataset": preset.dataset,
-                               "run_dir": str(run_dir), "train_seconds": result.seconds}  # fmt: skip
-    if not args.no_eval:
-        rank = evaluate_model(
-            result.model, dataset, image_size=preset.image_size, flip=preset.flip_tta, device=device,
-            batch_size=preset.eval_batch_size, num_workers=preset.num_workers, normalization=preset.normalization,
-            interpolation=preset.interpolation, fast=preset.fast_data,
-        )  # fmt: skip
-        summary.update({"protocol": rank.protocol, "ap": rank.ap, "flip_tta": preset.flip_tta, **rank.as_dict()})
-        if is_main_process():
-            print(f"{preset.dataset} test: {rank} (flip TTA {'on' if preset.flip_tta else 'off'})")
-    if is_main_process():
-        atomic_write_text(f"{run_dir}/results.json", json.dumps(summary, indent=2))
-    if is_distributed():
-        torch.distributed.destroy_process_group()
+        print(f"method {method.name}, profile {args.profile}: {preset}")
+    try:
+        run(method, preset, name=args.name, run_dir=args.run_dir, resume=args.resume, reuse=args.reuse,
+            overwrite=args.overwrite, device=device, evaluate=not args.no_eval)  # fmt: skip
+    except (RunFolderError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if is_distributed():
+            torch.distributed.destroy_process_group()
     return 0
 
 

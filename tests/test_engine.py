@@ -27,6 +27,7 @@ from reidlab.engine import (
 )
 from reidlab.losses import BoTLoss
 from reidlab.models import create_model
+from reidlab.preprocessing import Preprocessing
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(image_size=(32, 16), batch_p=4, batch_k=2, num_workers=0, warmup_epochs=1, milestones=(2,), progress=False)
@@ -153,12 +154,12 @@ def test_protocol_follows_the_dataset():
     assert protocol_for(EvalSplit("x", [], [], {"protocol": "cuhk03_classic"})) == "cuhk03_classic"
 
 
-def _resume_job(root, run_dir, stop, seed):
+def _resume_job(root, run_dir, stop, seed, resume=False):
     samples = samples_from_folder(Path(root) / "train")
     torch.manual_seed(seed)  # a different init in the resumed process: loading must overwrite it
     model = create_model("bot_resnet18", num_classes=8, pretrained=False)
     loss = BoTLoss(num_classes=8, feat_dim=model.embed_dim, center_weight=5e-4)
-    fit(model, loss, samples, run_dir=run_dir, resume=True, device="cpu", epochs=2, checkpoint_every=1,
+    fit(model, loss, samples, run_dir=run_dir, resume=resume, device="cpu", epochs=2, checkpoint_every=1,
         stop_after_epoch=stop, max_iters_per_epoch=3, **SMALL)  # fmt: skip
 
 
@@ -169,7 +170,7 @@ def test_resume_is_exact_across_processes(tmp_path):
     _resume_job(tmp_path / "data", tmp_path / "killed", 1, seed=0)
     after_one = load_checkpoint(tmp_path / "killed" / "last.pt")
     assert after_one["epoch"] == 1
-    code = "import sys, test_engine; test_engine._resume_job(sys.argv[1], sys.argv[2], None, seed=99)"
+    code = "import sys, test_engine; test_engine._resume_job(sys.argv[1], sys.argv[2], None, seed=99, resume=True)"
     env = {"PYTHONPATH": f"{REPO}:{REPO / 'tests'}", "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"}
     proc = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", code, str(tmp_path / "data"), str(tmp_path / "killed")],
@@ -199,15 +200,17 @@ def test_fit_writes_run_files_and_reloads(tmp_path):
         model, loss, data, run_dir=tmp_path / "run", device="cpu", epochs=2, val_ids=2, validate_every=1, **SMALL
     )
     assert list(result.history["epoch"]) == [1, 2]
-    assert {"loss", "id", "triplet", "lr", "images_per_s", "val_mAP", "val_rank1"} <= set(result.history.columns)
+    assert {"loss", "id", "triplet", "lr/model", "images_per_s", "val_mAP", "val_rank1"} <= set(result.history.columns)
     assert (tmp_path / "run" / "metrics.csv").is_file() and any((tmp_path / "run" / "tb").iterdir())
     assert result.best_epoch in (1, 2) and (tmp_path / "run" / "best_model.pt").is_file()
     reloaded = load_trained_model(tmp_path / "run")
     images = torch.randn(2, 3, 32, 16)
     with torch.no_grad():
         assert torch.allclose(reloaded(images), result.model.eval()(images))
-    rank = evaluate_model(result.model, data, image_size=(32, 16), device="cpu", batch_size=8)
+    rank = evaluate_model(result.model, data, device="cpu", batch_size=8, preprocessing=Preprocessing((32, 16)))
     assert rank.num_queries == len(data.query) and 0 <= rank.mAP <= 1
+    with pytest.raises(ValueError, match="carries no preprocessing"):
+        evaluate_model(result.model, data, device="cpu")
 
 
 def test_fast_path_batches_match_the_contract(tmp_path):
@@ -233,24 +236,31 @@ def test_samples_round_trip(tmp_path):
     assert samples_from_folder(tmp_path / "train") == data.train
 
 
-def test_train_cli_end_to_end_on_a_market_layout(tmp_path):
+def test_train_cli_end_to_end_on_a_market_layout(tmp_path, monkeypatch):
     import json
 
     from reid_fakes import write_market_layout
 
-    from reidlab.train import main, parse_value
+    from reidlab.train import main
 
-    assert parse_value("(32,16)") == (32, 16) and parse_value("None") is None and parse_value("adam") == "adam"
+    monkeypatch.setenv("REIDLAB_RUNS", str(tmp_path / "runs"))
     write_market_layout(tmp_path / "data")
-    run = tmp_path / "run"
     argv = ["--method", "bot", "--profile", "smoke", "--dataset", "market1501", "--data-root", str(tmp_path / "data"),
-            "--epochs", "1", "--run-dir", str(run), "--device", "cpu", "--set", "image_size=(32,16)"]  # fmt: skip
+            "--epochs", "1", "--device", "cpu", "-p", "image_size=(32,16)", "-p", "flip_tta=false"]  # fmt: skip
     argv += ["--set", "batch_p=4", "--set", "batch_k=2", "--set", "max_iters_per_epoch=2", "--set", "progress=False"]
-    argv += ["--set", "pretrained=False"]
+    argv += ["--set", "pretrained=false", "--name", "cli"]
     assert main(argv) == 0
-    summary = json.loads((run / "results.json").read_text())
-    assert summary["dataset"] == "market1501" and summary["protocol"] == "market" and summary["flip_tta"] is False
-    assert 0 <= summary["mAP"] <= 100 and (run / "model.pt").is_file() and (run / "last.pt").is_file()
+    run = tmp_path / "runs" / "bot" / "market1501-smoke-cli"
+    record = json.loads((run / "run.json").read_text())
+    assert record["method"] == "bot" and record["dataset"] == "market1501" and record["status"] == "finished"
+    assert record["preset"]["flip_tta"] is False and record["preset"]["pretrained"] is False
+    metrics = record["metrics"]
+    assert metrics["protocol"] == "market" and metrics["ap"] == "standard" and metrics["flip_tta"] is False
+    assert 0 <= metrics["mAP"] <= 100 and (run / "model.pt").is_file() and (run / "last.pt").is_file()
+    assert record["preprocessing"] == {"image_size": [32, 16], "normalization": "imagenet", "interpolation": "bilinear"}
+    assert main(argv) == 2  # the folder holds a finished run now: refused without --resume / --reuse / --overwrite
+    assert main([*argv, "--reuse"]) == 0
+    assert main([*argv, "-p", "lr=1e-3x"]) == 2  # a wrong type fails before anything runs
 
 
 def test_cross_modality_sampler_batches(tmp_path):

@@ -1,14 +1,13 @@
 """Profiles, weights resolution, atomic I/O and device selection."""
 
 import warnings
-from dataclasses import dataclass
 
 import pytest
 import torch
 
 from reidlab import io, weights
 from reidlab.device import autocast, describe_device, pick_device
-from reidlab.profiles import get_preset, get_profile, register_preset
+from reidlab.profiles import get_profile
 
 
 def test_profiles_copy_and_override():
@@ -24,21 +23,6 @@ def test_profiles_reject_unknown_names_and_fields():
         get_profile("tiny")
     with pytest.raises(ValueError, match="epoch"):
         get_profile("smoke", epoch=3)
-
-
-def test_method_presets_register_and_override():
-    @dataclass
-    class ToyPreset:
-        lr: float
-        epochs: int
-
-    register_preset("toy_method", "smoke")(lambda prof: ToyPreset(lr=0.1, epochs=prof.epochs))
-    preset = get_preset("toy_method", "smoke", lr=0.5)
-    assert preset == ToyPreset(lr=0.5, epochs=get_profile("smoke").epochs)
-    with pytest.raises(ValueError, match="unknown toy_method preset field"):
-        get_preset("toy_method", "smoke", momentum=0.9)
-    with pytest.raises(ValueError, match="no preset for method 'toy_method' and profile 'full'"):
-        get_preset("toy_method", "full")
 
 
 def test_weights_resolution_modes(tmp_path):

@@ -1,12 +1,16 @@
 """Training checkpoints: everything needed to continue a run exactly, written atomically, read with weights_only.
 
-A checkpoint is a dict of plain containers and tensors (loadable with ``weights_only=True``):
-``format, epoch, model, loss, optimizers, schedulers, scaler, rng, sampler, history, best, model_spec``.
+A checkpoint is a dict of plain containers and tensors (loadable with ``weights_only=True``): ``format, stage,
+epoch, stage_done, finished_stages, stage_outputs, model, model_spec, preprocessing, loss, optimizers,
+schedulers, scaler, rng, sampler, history, best, meta, config``. A run folder keeps ``last.pt`` and the one
+before it, ``previous.pt``, so one bad write never leaves nothing to resume from. A finished model is saved
+by :func:`save_model` as ``model.pt`` (weights, registry spec, preprocessing, metadata).
 """
 
 from __future__ import annotations
 
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +19,11 @@ import torch
 import torch.nn as nn
 
 from reidlab.io import atomic_torch_save, safe_torch_load
+from reidlab.models import create_model
+from reidlab.preprocessing import Preprocessing, attach_preprocessing
 
-FORMAT = "reidlab-train-v1"
+FORMAT = "reidlab-train-v2"
+LAST, PREVIOUS = "last.pt", "previous.pt"
 
 
 def capture_rng() -> dict[str, Any]:
@@ -70,29 +77,92 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; the error names the file when it is not a lab checkpoint."""
-    state = safe_torch_load(path, map_location=map_location)
+    """Read a checkpoint with ``weights_only=True``; errors name the file (missing, truncated, not the lab's)."""
+    try:
+        state = safe_torch_load(path, map_location=map_location)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: say which one
+        raise ValueError(f"{path}: cannot be read as a checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{path}: not a reidlab checkpoint (expected a dict with a 'model' entry)")
     return state
 
 
+def save_rotating(run_dir: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``last.pt`` atomically after moving the current one to ``previous.pt``."""
+    run_dir = Path(run_dir)
+    last = run_dir / LAST
+    if last.is_file():
+        last.replace(run_dir / PREVIOUS)
+    return save_checkpoint(last, state)
+
+
+def load_latest_checkpoint(run_dir: str | Path) -> tuple[dict[str, Any], Path] | None:
+    """The newest readable checkpoint of a run folder (``last.pt``, else ``previous.pt`` with a warning), or None.
+
+    A folder whose checkpoints all fail to load is an error naming each file and why.
+    """
+    run_dir = Path(run_dir)
+    problems = []
+    for name in (LAST, PREVIOUS):
+        path = run_dir / name
+        if not path.is_file():
+            continue
+        try:
+            state = load_checkpoint(path)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if problems:
+            warnings.warn(f"{problems[0]}; resuming from the checkpoint before it, {path}", stacklevel=2)
+        return state, path
+    if problems:
+        raise ValueError("no readable checkpoint in " + str(run_dir) + ":\n  " + "\n  ".join(problems))
+    return None
+
+
+def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """``model.load_state_dict(state)``; a mismatch lists missing, unexpected and differently shaped keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{k}: {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in the model"
+        for k in sorted(set(own) & set(state))
+        if tuple(own[k].shape) != tuple(state[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = [f"missing {missing[:8]}" if missing else "", f"unexpected {unexpected[:8]}" if unexpected else "",
+                 ("shapes differ: " + "; ".join(shapes[:8])) if shapes else ""]  # fmt: skip
+        raise ValueError(
+            f"{source}: weights do not fit {type(model).__name__} (" + ", ".join(p for p in parts if p) + "); "
+            "was it trained on another dataset (class count) or with another architecture?"
+        )
+    model.load_state_dict(state)
+
+
 def save_model(path: str | Path, model: nn.Module, **meta: Any) -> Path:
-    """Save just the weights plus the registry spec (``create_model`` name and kwargs) and ``meta``."""
+    """Save the weights with the registry spec (``create_model`` name and kwargs), preprocessing and ``meta``."""
     model = unwrap_model(model)
+    preprocessing = getattr(model, "preprocessing", None)
     return atomic_torch_save(
-        {"format": FORMAT, "model": model.state_dict(), "model_spec": getattr(model, "model_spec", None), "meta": meta},
+        {
+            "format": FORMAT,
+            "model": model.state_dict(),
+            "model_spec": getattr(model, "model_spec", None),
+            "preprocessing": preprocessing.as_dict() if isinstance(preprocessing, Preprocessing) else None,
+            "meta": meta,
+        },
         path,
     )
 
 
 def load_trained_model(path: str | Path, map_location: Any = "cpu", **overrides: Any) -> nn.Module:
-    """Rebuild a registered model from a checkpoint or :func:`save_model` file and load its weights.
+    """Rebuild a registered model from a checkpoint or :func:`save_model` file, with its weights and preprocessing.
 
-    ``path`` may be a run folder (its ``model.pt``, else ``last.pt``). The model is returned in eval mode.
+    ``path`` may be a run folder (its ``model.pt``, else its latest checkpoint). The model is returned in eval mode.
     """
-    from reidlab.models import create_model
-
     path = Path(path)
     if path.is_dir():
         candidates = [path / "model.pt", path / "last.pt"]
@@ -106,5 +176,7 @@ def load_trained_model(path: str | Path, map_location: Any = "cpu", **overrides:
         raise ValueError(f"{path}: has no model_spec; build the model yourself and load state['model'] into it")
     kwargs = {**spec["kwargs"], "pretrained": False, **overrides}
     model = create_model(spec["name"], **kwargs)
-    model.load_state_dict(state["model"])
+    load_model_state(model, state["model"], path)
+    if state.get("preprocessing"):
+        attach_preprocessing(model, Preprocessing.from_dict(state["preprocessing"]))
     return model.eval()

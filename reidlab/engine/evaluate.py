@@ -14,6 +14,25 @@ from reidlab.data import Sample
 from reidlab.device import pick_device
 from reidlab.engine.features import extract_features
 from reidlab.engine.loaders import build_test_loader
+from reidlab.preprocessing import Preprocessing, get_preprocessing
+
+
+@dataclass(frozen=True)
+class TestDistance:
+    """How a method ranks its test embeddings: an evaluator ``metric`` and extra evaluator inputs taken from the
+    extracted query features (DPM: ``TestDistance("masked_cosine", {"q_masks": "mask"})``)."""
+
+    __test__ = False  # not a pytest class
+
+    metric: str = "cosine"
+    query_inputs: dict[str, str] = field(default_factory=dict)
+
+    def evaluate_kwargs(self, query: dict[str, Any]) -> dict[str, Any]:
+        missing = [key for key in self.query_inputs.values() if key not in query]
+        if missing:
+            raise ValueError(f"the {self.metric} distance needs the model's eval output(s) {missing}; it gave "
+                             f"{sorted(query)}")  # fmt: skip
+        return {"metric": self.metric, **{arg: query[key] for arg, key in self.query_inputs.items()}}
 
 
 @dataclass
@@ -73,25 +92,24 @@ def extract_split_features(
     model: nn.Module,
     samples: Sequence[Sample],
     *,
-    image_size: tuple[int, int],
     flip: bool = False,
     batch_size: int = 256,
     num_workers: int = 0,
     device: torch.device | str | None = None,
-    normalization: str = "imagenet",
-    interpolation: str = "bicubic",
     fast: bool = False,
     amp: bool = True,
+    preprocessing: Preprocessing | None = None,
 ) -> dict[str, torch.Tensor]:
-    """:func:`extract_features` over ``samples`` with the test transform (resize, normalise)."""
+    """:func:`extract_features` over ``samples`` with the model's test transform (``model.preprocessing``)."""
     device = torch.device(device) if device is not None else pick_device()
+    pre = preprocessing if preprocessing is not None else get_preprocessing(model)
     loader = build_test_loader(
         samples,
-        image_size=image_size,
+        image_size=pre.image_size,
         batch_size=batch_size,
         num_workers=num_workers,
-        interpolation=interpolation,
-        normalization=normalization,
+        interpolation=pre.interpolation,
+        normalization=pre.normalization,
         fast=fast,
         device=device,
     )
@@ -103,36 +121,36 @@ def evaluate_model(
     model: nn.Module,
     dataset: Any,
     *,
-    image_size: tuple[int, int] = (256, 128),
     flip: bool = False,
-    metric: str = "cosine",
+    distance: TestDistance | str = "cosine",
     protocol: str | None = None,
     batch_size: int = 256,
     num_workers: int = 0,
     device: torch.device | str | None = None,
-    normalization: str = "imagenet",
-    interpolation: str = "bicubic",
     fast: bool = False,
+    preprocessing: Preprocessing | None = None,
     return_features: bool = False,
     **evaluate_kwargs: Any,
 ):
     """Extract query and gallery features and rank them with ``reidlab.evaluation.evaluate``.
 
-    ``dataset`` is a ``ReIDDataset`` or an :class:`EvalSplit`. The protocol defaults to the dataset's
-    (:func:`protocol_for`: Market rule unless SYSU-MM01 / RegDB). Returns the ``RankResult``, or
-    ``(RankResult, {"query": feats, "gallery": feats})`` with ``return_features``.
+    The input transform is the model's own (``model.preprocessing``; ``preprocessing`` overrides it);
+    ``distance`` is a metric name or a method's :class:`TestDistance`. ``dataset`` is a ``ReIDDataset`` or an
+    :class:`EvalSplit`. The protocol defaults to the dataset's (:func:`protocol_for`: Market rule unless
+    SYSU-MM01 / RegDB). ``batch_size``, ``num_workers`` and ``fast`` (the decode-once path) change speed,
+    never results. Returns the ``RankResult``, or ``(RankResult, {"query": feats, "gallery": feats})`` with
+    ``return_features``.
     """
     from reidlab.evaluation import evaluate
 
     if not dataset.query or not dataset.gallery:
         raise ValueError(f"{getattr(dataset, 'name', 'dataset')}: query and gallery must both be non-empty to evaluate")
-    common = dict(image_size=tuple(image_size), flip=flip, batch_size=batch_size, num_workers=num_workers,
-                  device=device, normalization=normalization, interpolation=interpolation, fast=fast)  # fmt: skip
+    distance = TestDistance(distance) if isinstance(distance, str) else distance
+    common = dict(flip=flip, batch_size=batch_size, num_workers=num_workers, device=device, fast=fast,
+                  preprocessing=preprocessing)  # fmt: skip
     q = extract_split_features(model, dataset.query, **common)
     g = extract_split_features(model, dataset.gallery, **common)
-    protocol = protocol or protocol_for(dataset)
-    kwargs: dict[str, Any] = dict(metric=metric, protocol=protocol, **evaluate_kwargs)
-    if metric == "masked_cosine" and "q_masks" not in kwargs and "mask" in q:
-        kwargs["q_masks"] = q["mask"]
+    kwargs: dict[str, Any] = dict(protocol=protocol or protocol_for(dataset), **distance.evaluate_kwargs(q))
+    kwargs.update(evaluate_kwargs)
     result = evaluate(q["features"], g["features"], q["pids"], g["pids"], q["camids"], g["camids"], **kwargs)
     return (result, {"query": q, "gallery": g}) if return_features else result

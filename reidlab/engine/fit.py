@@ -1,4 +1,5 @@
-"""``fit``: one call from a model, a loss and a training set to a trained model (what notebooks use)."""
+"""``fit``: one call from a model, a loss and a training set to a trained model; ``standard_stage``: that recipe
+as a stage a method can run (alone, or beside stages of its own)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ import torch
 import torch.nn as nn
 
 from reidlab.data import Sample
-from reidlab.device import pick_device
 from reidlab.engine.config import TrainConfig
 from reidlab.engine.distributed import get_rank
 from reidlab.engine.evaluate import EvalSplit, evaluate_model, split_validation
-from reidlab.engine.loaders import build_train_loader
+from reidlab.engine.loaders import build_train_loader, with_sample_fields
 from reidlab.engine.optim import build_optimizer, build_scheduler, param_groups
-from reidlab.engine.trainer import StepFn, Trainer, TrainResult
+from reidlab.engine.stages import Resume, Stage, StageInputs, StagePlan, run_stages
+from reidlab.engine.trainer import ForwardFn, StepFn, TrainResult
 from reidlab.paths import runs_dir
+from reidlab.preprocessing import Preprocessing
 
 
 def seed_everything(seed: int) -> None:
@@ -89,6 +91,72 @@ def _train_samples(train_set: Any) -> list[Sample]:
     raise TypeError(f"train_set must be a ReIDDataset or a list of Sample, got {type(train_set).__name__}")
 
 
+def standard_stage(
+    config: TrainConfig,
+    loss: Any,
+    train_set: Any,
+    *,
+    name: str = "train",
+    epochs: int | None = None,
+    val_split: EvalSplit | None = None,
+    loader: Any = None,
+    optimizers: dict[str, torch.optim.Optimizer] | None = None,
+    schedulers: dict[str, Any] | None = None,
+    step_fn: StepFn | None = None,
+    forward_fn: ForwardFn | None = None,
+    batch_fields: Sequence[str] = (),
+    keep_best: bool = True,
+    find_unused_parameters: bool = False,
+) -> Stage:
+    """The usual one-stage recipe as a :class:`Stage`: P×K loader, the config's optimiser and schedule, validation.
+
+    When the stage starts it seeds every generator from ``config.seed`` (plus the rank), carves ``val_ids``
+    validation identities out of the training set when asked, and builds what is not given: the loader
+    (standard or fast path; ``batch_fields`` adds those :class:`Sample` attributes to each batch), the model's
+    optimiser (plus SGD for a loss's own parameters) and the schedule of the ``"model"`` optimiser.
+    """
+
+    def build(inputs: StageInputs) -> StagePlan:
+        model, device = inputs.model, inputs.device
+        seed_everything(config.seed + get_rank())  # augmentation differs per rank; the sampler's seed is shared
+        samples, split = _train_samples(train_set), val_split
+        if split is None and config.val_ids > 0:
+            samples, split = split_validation(samples, config.val_ids, seed=config.seed)
+        batches = loader
+        if batches is None:
+            kwargs = config.transform_kwargs()
+            image_size = kwargs.pop("image_size")
+            batches = build_train_loader(
+                samples, image_size=image_size, batch_p=config.batch_p, batch_k=config.batch_k, seed=config.seed,
+                num_workers=config.num_workers, fast=config.fast_data, device=device, progress=config.progress,
+                sampler=config.sampler, **kwargs,
+            )  # fmt: skip
+        if batch_fields:
+            batches = with_sample_fields(batches, samples, batch_fields)
+        model.to(device)
+        if isinstance(loss, nn.Module):
+            loss.to(device)
+        opts = optimizers if optimizers is not None else build_optimizers(model, loss, config)
+        scheds = schedulers if schedulers is not None else (build_schedulers(opts, config) if "model" in opts else {})
+        validate = None
+        if split is not None:
+            preprocessing = Preprocessing.of(config)
+
+            def validate(m: nn.Module) -> dict[str, float]:
+                result = evaluate_model(m, split, flip=config.flip_tta, batch_size=config.eval_batch_size,
+                                        num_workers=config.num_workers, device=device, fast=config.fast_data,
+                                        preprocessing=preprocessing)  # fmt: skip
+                return {"mAP": 100 * result.mAP, "rank1": 100 * result.rank(1)}
+
+        return StagePlan(
+            loader=batches, optimizers=opts, schedulers=scheds, loss_fn=loss, step_fn=step_fn, forward_fn=forward_fn,
+            validate=validate, select_metric="mAP" if (validate is not None and keep_best) else None,
+            find_unused_parameters=find_unused_parameters,
+        )  # fmt: skip
+
+    return Stage(name, epochs if epochs is not None else config.epochs, build)
+
+
 def fit(
     model: nn.Module,
     loss: Any,
@@ -96,7 +164,8 @@ def fit(
     *,
     config: TrainConfig | None = None,
     run_dir: str | Path | None = None,
-    resume: bool | str | Path = False,
+    resume: Resume = False,
+    overwrite: bool = False,
     device: torch.device | str | None = None,
     val_split: EvalSplit | None = None,
     loader: Any = None,
@@ -108,99 +177,23 @@ def fit(
     meta: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> TrainResult:
-    """Train ``model`` with ``loss`` on ``train_set`` (a ``ReIDDataset`` or its train ``Sample`` list).
+    """Train ``model`` with ``loss`` on ``train_set`` (a ``ReIDDataset`` or its train ``Sample`` list): one stage.
 
     Settings come from ``config`` (a :class:`TrainConfig` or a method preset such as ``BoTPreset``) with any
     field overridden by keyword (``fit(..., epochs=5, lr=1e-3)``). Validation, when asked for
     (``val_ids > 0`` carves identities out of the training set, or pass ``val_split``), runs every
     ``validate_every`` epochs; with ``keep_best`` the returned model is the best validation epoch, otherwise
     the last epoch. The test split is never looked at. ``loader``, ``optimizers``, ``schedulers`` and
-    ``step_fn`` replace the defaults built from the config (e.g. DPM's two optimisers).
+    ``step_fn`` replace the defaults built from the config. Run-folder rules (``resume``, ``overwrite``) are
+    those of :func:`~reidlab.engine.stages.run_stages`; a method with several stages uses ``reidlab.methods.run``.
     """
     config = (config or TrainConfig()).replace(**overrides)
-    device = torch.device(device) if device is not None else pick_device()
-    seed_everything(config.seed + get_rank())  # augmentation differs per rank; the sampler's seed is shared
-    samples = _train_samples(train_set)
-    if val_split is None and config.val_ids > 0:
-        samples, val_split = split_validation(samples, config.val_ids, seed=config.seed)
-    if loader is None:
-        kwargs = config.transform_kwargs()
-        image_size = kwargs.pop("image_size")
-        loader = build_train_loader(
-            samples,
-            image_size=image_size,
-            batch_p=config.batch_p,
-            batch_k=config.batch_k,
-            seed=config.seed,
-            num_workers=config.num_workers,
-            fast=config.fast_data,
-            device=device,
-            progress=config.progress,
-            sampler=config.sampler,
-            **kwargs,
-        )
-    model.to(device)
-    if isinstance(loss, nn.Module):
-        loss.to(device)
-    if optimizers is None:
-        optimizers = build_optimizers(model, loss, config)
-    if schedulers is None:
-        schedulers = build_schedulers(optimizers, config) if "model" in optimizers else {}
-    validate = None
-    if val_split is not None:
-
-        def validate(m: nn.Module) -> dict[str, float]:
-            result = evaluate_model(
-                m,
-                val_split,
-                image_size=config.image_size,
-                flip=config.flip_tta,
-                batch_size=config.eval_batch_size,
-                num_workers=config.num_workers,
-                device=device,
-                normalization=config.normalization,
-                interpolation=config.interpolation,
-                fast=config.fast_data,
-            )
-            return {"mAP": 100 * result.mAP, "rank1": 100 * result.rank(1)}
-
-    if resume and run_dir is None and not isinstance(resume, str | Path):
-        raise ValueError("resume=True needs the run_dir of the run to continue")
-    trainer = Trainer(
-        model,
-        loss,
-        loader,
-        optimizers=optimizers,
-        schedulers=schedulers,
-        epochs=config.epochs,
-        device=device,
-        amp=config.amp,
-        channels_last=config.channels_last,
-        compile=config.compile,
-        grad_clip=config.grad_clip,
-        run_dir=run_dir if run_dir is not None else default_run_dir(),
-        checkpoint_every=config.checkpoint_every,
-        resume=resume,
-        step_fn=step_fn,
-        validate=validate,
-        validate_every=config.validate_every,
-        select_metric="mAP" if (validate is not None and keep_best) else None,
-        max_iters_per_epoch=config.max_iters_per_epoch,
-        stop_after_epoch=stop_after_epoch,
-        progress=config.progress,
-        log_every=config.log_every,
-        meta={"config": _plain(config.as_dict()), **(meta or {})},
-    )
-    result = trainer.fit()
+    stage = standard_stage(config, loss, train_set, val_split=val_split, loader=loader, optimizers=optimizers,
+                           schedulers=schedulers, step_fn=step_fn, keep_best=keep_best)  # fmt: skip
+    result = run_stages(
+        model, [stage], config=config, run_dir=run_dir if run_dir is not None else default_run_dir(),
+        device=device, resume=resume, overwrite=overwrite,
+        stop_after=("train", stop_after_epoch) if stop_after_epoch is not None else None, meta=meta,
+    )  # fmt: skip
     result.extras["config"] = config
-    result.extras["val_split"] = val_split
     return result
-
-
-def _plain(value: Any) -> Any:
-    """Config values as weights_only-loadable containers (tuples become lists)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

@@ -159,3 +159,36 @@ def _test_sampler(n: int):
     from torch.utils.data.distributed import DistributedSampler
 
     return DistributedSampler(range(n), shuffle=False, drop_last=False)
+
+
+class SampleFieldBatches:
+    """Batches of ``loader`` with ``fields`` of each :class:`Sample` added, looked up by the batch's ``"index"``.
+
+    How a method asks for extra per-image inputs (e.g. a description for text tokens) without a loader of
+    its own: ``batch[field]`` is a list in batch order. ``len``, ``set_epoch`` and the sampler state pass through.
+    """
+
+    def __init__(self, loader: Any, samples: Sequence[Sample], fields: Sequence[str]) -> None:
+        missing = [f for f in fields if samples and not hasattr(samples[0], f)]
+        if missing:
+            raise ValueError(f"batch field(s) {missing} are not attributes of Sample; known: {Sample.__slots__}")
+        self.loader = loader
+        self.samples = list(samples)
+        self.fields = tuple(fields)
+        self.sampler = getattr(loader, "sampler", None)
+        self.batch_sampler = getattr(loader, "batch_sampler", None)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            order = torch.as_tensor(batch["index"]).tolist()
+            for name in self.fields:
+                batch[name] = [getattr(self.samples[i], name) for i in order]
+            yield batch
+
+
+def with_sample_fields(loader: Any, samples: Sequence[Sample], fields: Sequence[str]) -> Any:
+    """``loader`` itself without ``fields``, else a :class:`SampleFieldBatches` over it."""
+    return SampleFieldBatches(loader, samples, fields) if fields else loader

@@ -1,21 +1,26 @@
-"""ReID models behind one timm-style registry: ``create_model(name, **kwargs)``, ``list_models()``."""
+"""ReID models: ``nn.Module``s behind one timm-style registry (``create_model(name, **kwargs)``, ``list_models()``),
+and ``load_official_checkpoint`` for the checkpoints the methods' official repositories released.
 
-from reidlab.models import bot, bot_recipe  # noqa: F401  (register the BoT models, presets and method)
+This package imports no engine, method, data or profile code: only torch, timm and the lab's leaves.
+"""
+
+from reidlab.models import bot, bot_official  # noqa: F401  (register the models and the official loaders)
 from reidlab.models.backbones import resnet_backbone, set_last_stride_one
 from reidlab.models.bot import BoT
-from reidlab.models.bot_recipe import BoTPreset, build_bot
 from reidlab.models.heads import BNNeck
+from reidlab.models.official import load_official_checkpoint, official_methods, register_official
 from reidlab.models.registry import create_model, is_model, list_models, register_model
 
 __all__ = [
     "BNNeck",
     "BoT",
-    "BoTPreset",
-    "build_bot",
     "create_model",
     "is_model",
     "list_models",
+    "load_official_checkpoint",
+    "official_methods",
     "register_model",
+    "register_official",
     "resnet_backbone",
     "set_last_stride_one",
 ]

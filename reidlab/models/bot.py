@@ -19,6 +19,8 @@ class BoT(nn.Module):
     ``forward(images, camids=None)``: train mode returns ``{"logits": (B, C), "features": (B, D)}``
     (features before the BN, for the triplet loss); eval mode returns the (B, D) embedding, taken after
     the BN (``neck_feat="after"``, the paper's test feature) or before it (``"before"``).
+    ``stem_relu=False`` drops the ReLU after the stem BN, as reid-strong-baseline's ResNet does (the line is
+    commented out upstream); it is needed to reproduce that repository's released checkpoints.
     """
 
     def __init__(
@@ -29,11 +31,14 @@ class BoT(nn.Module):
         pretrained: Pretrained = "auto",
         last_stride: int = 1,
         neck_feat: Literal["after", "before"] = "after",
+        stem_relu: bool = True,
     ) -> None:
         super().__init__()
         if neck_feat not in ("after", "before"):
             raise ValueError(f"neck_feat must be 'after' or 'before', got {neck_feat!r}")
         self.backbone = resnet_backbone(backbone, pretrained=pretrained, last_stride=last_stride)
+        if not stem_relu:
+            self.backbone.act1 = nn.Identity()
         self.embed_dim = int(self.backbone.num_features)
         self.neck = BNNeck(self.embed_dim, num_classes)
         self.neck_feat = neck_feat
@@ -58,6 +63,12 @@ class BoT(nn.Module):
 def bot_resnet50(num_classes: int = 0, pretrained: Pretrained = "auto", **kwargs) -> BoT:
     """The paper's BoT: ResNet-50 (2048-d embedding)."""
     return BoT(backbone="resnet50", num_classes=num_classes, pretrained=pretrained, **kwargs)
+
+
+@register_model
+def bot_resnet101(num_classes: int = 0, pretrained: Pretrained = "auto", **kwargs) -> BoT:
+    """BoT on ResNet-101 (2048-d embedding)."""
+    return BoT(backbone="resnet101", num_classes=num_classes, pretrained=pretrained, **kwargs)
 
 
 @register_model

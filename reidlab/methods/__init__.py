@@ -1,0 +1,36 @@
+"""The lab's methods, one file each: preset dataclass, ``smoke`` / ``full`` presets, build, stages, test distance.
+
+>>> from reidlab.methods import run, get_preset, list_methods
+>>> run("bot", profile="smoke")
+
+Adding a method: write ``reidlab/methods/<name>.py`` (its preset, presets, ``build`` and, where needed,
+stages, step functions and test distance, ending in ``register_method(Method(...))``), put its modules in
+``reidlab/models/`` (registered with ``@register_model``, official checkpoints with ``@register_official``),
+import it below, and add a notebook and tests.
+"""
+
+from reidlab.methods import bot  # noqa: F401  (every method module, imported explicitly)
+from reidlab.methods.registry import Method, check_preset, get_method, get_preset, list_methods, register_method
+from reidlab.methods.run import (
+    MethodRun,
+    build_model,
+    evaluate_method,
+    load_method_dataset,
+    metrics_record,
+    run,
+)
+
+__all__ = [
+    "Method",
+    "MethodRun",
+    "build_model",
+    "check_preset",
+    "evaluate_method",
+    "get_method",
+    "get_preset",
+    "list_methods",
+    "load_method_dataset",
+    "metrics_record",
+    "register_method",
+    "run",
+]
