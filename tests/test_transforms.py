@@ -9,7 +9,8 @@ from PIL import Image
 
 from reidlab.data import build_test_transform, build_train_transform
 from reidlab.data.erasing import random_erasing
-from reidlab.data.transforms import interpolation_mode, normalization_stats
+from reidlab.data.transforms import interpolation_mode
+from reidlab.preprocessing import normalization_stats
 
 
 def gradient_image(h: int = 40, w: int = 20) -> Image.Image:

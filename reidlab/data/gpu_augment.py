@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from reidlab.data.erasing import ERASING_FILLS, check_erasing_args, random_erasing
-from reidlab.data.transforms import check_geometry, jitter_strengths, normalization_stats
+from reidlab.data.transforms import check_geometry, jitter_strengths
+from reidlab.preprocessing import normalization_stats
 
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 

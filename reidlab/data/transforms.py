@@ -15,11 +15,7 @@ import torch
 from torchvision.transforms import v2
 
 from reidlab.data.erasing import RandomErasing, check_erasing_args, check_probability
-
-NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-}
+from reidlab.preprocessing import normalization_stats
 
 
 def interpolation_mode(name: str | v2.InterpolationMode) -> v2.InterpolationMode:
@@ -31,14 +27,6 @@ def interpolation_mode(name: str | v2.InterpolationMode) -> v2.InterpolationMode
     except ValueError:
         known = [m.value for m in v2.InterpolationMode]
         raise ValueError(f"unknown interpolation {name!r}; expected one of {known}") from None
-
-
-def normalization_stats(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) of a named normalisation."""
-    try:
-        return NORMALIZATIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown normalization {name!r}; expected one of {sorted(NORMALIZATIONS)}") from None
 
 
 def jitter_strengths(color_jitter: float | Sequence[float] | None) -> tuple[float, float, float, float] | None:
