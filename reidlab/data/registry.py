@@ -18,7 +18,7 @@ def register_dataset(name: str) -> Callable[[F], F]:
     """Register ``loader(root: str | Path | None, **options) -> ReIDDataset`` under ``name``.
 
     ``root=None`` means the lab's default location (real datasets: ``reidlab.paths.data_dir()``;
-    synthetic presets: their generated world).
+    synthetic worlds: generated on first use).
     """
 
     def decorator(loader: F) -> F:
