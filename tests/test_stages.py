@@ -213,3 +213,24 @@ def test_convnet_detection_for_channels_last():
     assert is_convnet(timm.create_model("resnet18", pretrained=False, num_classes=0))
     vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=(64, 32))
     assert any(isinstance(m, nn.Conv2d) for m in vit.modules()) and not is_convnet(vit)
+
+
+def test_a_stage_shows_one_progress_bar_and_no_line_per_epoch(monkeypatch, capsys):
+    """A training cell in JupyterLab gets one live bar per stage, not a widget and a printed line per epoch."""
+    import reidlab.engine.trainer as trainer_module
+
+    bars = []
+    real = trainer_module.tqdm
+
+    def counting(*args, **kwargs):
+        bar = real(*args, **kwargs)
+        bars.append(kwargs)
+        return bar
+
+    monkeypatch.setattr(trainer_module, "tqdm", counting)
+    torch.manual_seed(0)
+    model = TwoPart()
+    Trainer(model, None, Batches(), optimizers=_optimizers(model), epochs=4, device="cpu", step_fn=alternating_step,
+            progress=True, log_every=1, tensorboard=False).fit()  # fmt: skip
+    assert len(bars) == 1 and bars[0]["total"] == 4 * 3 and bars[0]["leave"] is True
+    assert capsys.readouterr().out == ""

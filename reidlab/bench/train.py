@@ -41,7 +41,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
     from reidlab.device import pick_device
     from reidlab.engine.loaders import build_train_loader
     from reidlab.engine.optim import build_optimizer, param_groups
-    from reidlab.engine.trainer import StepContext, batch_to_device, has_conv, prepare_model
+    from reidlab.engine.trainer import StepContext, batch_to_device, is_convnet, prepare_model
     from reidlab.losses import BoTLoss
     from reidlab.models import create_model
 
@@ -62,7 +62,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
     model = create_model(args.model, num_classes=num_classes, pretrained=False).to(device)
     loss = BoTLoss(num_classes=num_classes, feat_dim=model.embed_dim).to(device)
     optimizer = build_optimizer("adam", param_groups(model, lr=3.5e-4, weight_decay=5e-4), lr=3.5e-4)
-    channels_last = device.type == "cuda" and has_conv(model)
+    channels_last = device.type == "cuda" and is_convnet(model)
     compiled = args.mode == "compiled"
     prepared = prepare_model(model, device, channels_last=channels_last, compile=compiled)
     scaler = torch.amp.GradScaler(device.type, enabled=False)

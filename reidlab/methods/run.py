@@ -146,6 +146,9 @@ def _reuse(m: Method, preset: Any, dataset: Any, run_dir: Path, record: dict[str
     rank = None
     if is_main_process():
         print(f"reusing the finished run in {run_dir} (test {record.get('metrics', {})})")
+        then, now = record.get("git_commit"), git_commit()
+        if then and now and then.removesuffix("-dirty") != now.removesuffix("-dirty"):
+            print(f"note: that run was trained at commit {then[:12]}, the lab is now at {now[:12]}")
     return MethodRun(m.name, preset, dataset, run_dir, model, dict(record.get("metrics") or {}), rank, None, True,
                      record)  # fmt: skip
 
