@@ -198,3 +198,14 @@ def test_batches_can_carry_sample_fields(fake):
     assert batch["path"] == [fake.train[i].path for i in batch["index"].tolist()]
     with pytest.raises(ValueError, match="not attributes of Sample"):
         with_sample_fields(loader, fake.train, ["caption"])
+
+
+def test_bench_train_times_a_method_through_its_own_stage(capsys):
+    from reidlab.bench import train as bench
+
+    argv = ["--method", "bot", "--no-write", "--paths", "fast", "--modes", "eager", "--iters", "1", "--warmup", "0",
+            "--image-size", "32", "16", "--batch-p", "2", "--batch-k", "2", "--device", "cpu"]  # fmt: skip
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| bot | fast | eager | bot_resnet18 | 32×16 | 4 |" in out
+    assert bench.main([*argv[:2], "--stage", "warmup", *argv[2:]]) == 1  # an unknown stage fails the case

@@ -1,15 +1,19 @@
-"""Benchmark: ``python -m reidlab.bench train`` — BoT training images/s, standard vs fast data, eager vs compiled.
+"""Benchmark: ``python -m reidlab.bench train [--method NAME]`` — a method's training images/s, standard vs fast
+data, eager vs compiled.
 
-Each case (data path x execution mode) runs in its own subprocess: it builds the P×K loader on the
-synthetic Market (``synth_market``, generated if missing), the BoT model, loss and Adam optimiser, runs
-warm-up iterations (``torch.compile`` compiles there), then times end-to-end training iterations (data
-loading included, synchronised) and reports images/s and peak memory (``torch.cuda.max_memory_allocated``
-on GPU, process ``ru_maxrss`` on CPU). The projection is the time of a 120-epoch run over 12,936 images
-per epoch (Market-1501's training set) at the measured rate.
+Each case (data path x execution mode) runs in its own subprocess. It builds the method exactly as a run
+does — its preset (``full`` on GPU, ``smoke`` on CPU, with the sizes below), model, loss and the plan of the
+training stage (``--stage``, default the method's last; earlier stages only hand on their outputs, untrained)
+with its loader, optimisers and step — on the synthetic Market (``synth_market``, generated if missing), runs
+warm-up iterations (``torch.compile`` compiles there), then times end-to-end training steps (data loading
+included, synchronised) and reports images/s and peak memory (``torch.cuda.max_memory_allocated`` on GPU,
+process ``ru_maxrss`` on CPU). The projection is the time of a 120-epoch run over 12,936 images per epoch
+(Market-1501's training set) at the measured rate.
 
 Defaults: on GPU the paper's setting (BoT ResNet-50, 256×128, batch 64 = P16×K4, bf16 autocast,
-channels-last); on CPU a reduced one (BoT ResNet-18, 128×64, batch 32 = P8×K4).
-Results are appended to ``figures/benchmarks.md`` under "## Training (`python -m reidlab.bench train`)".
+channels-last); on CPU a reduced one (BoT ResNet-18, 128×64, batch 32 = P8×K4). ``-p field=value`` sets any
+preset field. Results are appended to ``figures/benchmarks.md`` under "## Training (`python -m reidlab.bench
+train`)".
 """
 
 from __future__ import annotations
@@ -33,45 +37,68 @@ MARKET_TRAIN_IMAGES = 12_936
 EPOCHS = 120
 
 
+def build_case(args: argparse.Namespace, device: Any):
+    """The method's model and the plan of its timed stage, built as :func:`reidlab.methods.run` builds them."""
+    from reidlab.engine import standard_stage
+    from reidlab.engine.stages import StageInputs
+    from reidlab.methods import build_model, get_method, get_preset, load_method_dataset
+
+    method = get_method(args.method)
+    overrides = dict(args.overrides)
+    if args.model:
+        overrides["model"] = args.model
+    preset = get_preset(
+        method, "full" if device.type == "cuda" else "smoke", dataset=args.dataset, synth_size=args.size,
+        image_size=tuple(args.image_size), batch_p=args.batch_p, batch_k=args.batch_k, fast_data=args.path == "fast",
+        num_workers=args.num_workers if args.path == "standard" else 0, pretrained=False, progress=False,
+        compile=args.mode == "compiled", **overrides,
+    )  # fmt: skip
+    dataset = load_method_dataset(preset)
+    model, loss = build_model(method, preset, dataset)
+    stages = method.stages(preset, dataset, model, loss) if method.stages is not None else [
+        standard_stage(preset, loss, dataset, forward_fn=method.forward, batch_fields=method.batch_fields)
+    ]  # fmt: skip
+    names = [stage.name for stage in stages]
+    chosen = args.stage or names[-1]
+    if chosen not in names:
+        raise SystemExit(f"--stage {chosen!r}: method {method.name!r} has stages {names}")
+    outputs: dict[str, Any] = {}
+    for stage in stages:
+        plan = stage.build(StageInputs(model=model, device=device, run_dir=None, outputs=dict(outputs)))
+        if stage.name == chosen:
+            return preset, model, plan
+        outputs[stage.name] = plan.finish(model) if plan.finish is not None else {}
+    raise AssertionError("unreachable")
+
+
 def run_case(args: argparse.Namespace) -> dict[str, Any]:
     """One (path, mode) measurement in this process."""
     import torch
 
-    from reidlab.data import load_dataset
     from reidlab.device import pick_device
-    from reidlab.engine.loaders import build_train_loader
-    from reidlab.engine.optim import build_optimizer, param_groups
-    from reidlab.engine.trainer import StepContext, batch_to_device, is_convnet, prepare_model
-    from reidlab.losses import BoTLoss
-    from reidlab.models import create_model
+    from reidlab.engine.trainer import StepContext, batch_size_of, batch_to_device, is_convnet, prepare_model
 
     device = pick_device(args.device)
     torch.manual_seed(0)
-    dataset = (
-        load_dataset(args.dataset, size=args.size) if args.dataset.startswith("synth_") else load_dataset(args.dataset)
-    )
-    samples = dataset.train
-    num_classes = dataset.num_train_pids
     t0 = time.perf_counter()
-    loader = build_train_loader(
-        samples, image_size=tuple(args.image_size), batch_p=args.batch_p, batch_k=args.batch_k, seed=0,
-        num_workers=args.num_workers if args.path == "standard" else 0, fast=args.path == "fast", device=device,
-        progress=False, interpolation="bilinear",
-    )  # fmt: skip
+    preset, model, plan = build_case(args, device)
     setup_s = time.perf_counter() - t0
-    model = create_model(args.model, num_classes=num_classes, pretrained=False).to(device)
-    loss = BoTLoss(num_classes=num_classes, feat_dim=model.embed_dim).to(device)
-    optimizer = build_optimizer("adam", param_groups(model, lr=3.5e-4, weight_decay=5e-4), lr=3.5e-4)
+    model.to(device)
     channels_last = device.type == "cuda" and is_convnet(model)
-    compiled = args.mode == "compiled"
-    prepared = prepare_model(model, device, channels_last=channels_last, compile=compiled)
+    prepared = prepare_model(model, device, channels_last=channels_last, compile=preset.compile)
     scaler = torch.amp.GradScaler(device.type, enabled=False)
-    ctx = StepContext(model=prepared, loss_fn=loss, optimizers={"model": optimizer}, scaler=scaler, device=device,
-                      amp=True, grad_clip=None)  # fmt: skip
+    ctx = StepContext(model=prepared, loss_fn=plan.loss_fn, optimizers=plan.optimizers, scaler=scaler, device=device,
+                      amp=preset.amp, grad_clip=preset.grad_clip, **({"forward_fn": plan.forward_fn}
+                      if plan.forward_fn else {}))  # fmt: skip
+    step = (lambda batch: plan.step_fn(ctx, batch)) if plan.step_fn is not None else ctx.default_step
+    loader = plan.loader
 
     def batches():
         for epoch in itertools.count():
-            loader.sampler.set_epoch(epoch)
+            for target in (loader, getattr(loader, "sampler", None)):
+                if hasattr(target, "set_epoch"):
+                    target.set_epoch(epoch)
+                    break
             yield from loader
 
     stream = batches()
@@ -79,23 +106,25 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
     for batch in itertools.islice(stream, args.warmup):
-        ctx.default_step(batch_to_device(batch, device, channels_last=channels_last))
+        step(batch_to_device(batch, device, channels_last=channels_last))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     warmup_s = time.perf_counter() - t0
     images = 0
     t0 = time.perf_counter()
     for batch in itertools.islice(stream, args.iters):
-        parts = ctx.default_step(batch_to_device(batch, device, channels_last=channels_last))
-        images += int(batch["image"].shape[0])
+        parts = step(batch_to_device(batch, device, channels_last=channels_last))
+        size = parts.pop("batch_size", None)
+        images += int(size) if size is not None else batch_size_of(batch)
     float(parts["loss"])  # wait for the last step
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
     rate = images / seconds
     return {
-        "path": args.path, "mode": args.mode, "device": str(device), "model": args.model,
-        "image_size": list(args.image_size), "batch": args.batch_p * args.batch_k, "iters": args.iters,
+        "path": args.path, "mode": args.mode, "device": str(device), "method": args.method,
+        "model": getattr(preset, "model", type(model).__name__), "image_size": list(preset.image_size),
+        "batch": images // args.iters, "iters": args.iters,
         "images_per_s": rate, "s_per_iter": seconds / args.iters, "warmup_s": warmup_s, "setup_s": setup_s,
         "peak_gpu_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
@@ -118,19 +147,20 @@ def machine() -> str:
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| data path | mode | model | size | batch | images / s | s / iter | warm-up s | peak memory GB | "
+        "| method | data path | mode | model | size | batch | images / s | s / iter | warm-up s | peak memory GB | "
         f"projected {EPOCHS} epochs × {MARKET_TRAIN_IMAGES:,} images |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['path']} | {r['mode']} | — | — | — | failed: {r['error'][:80]} | | | | |")
+            lines.append(f"| {r.get('method', '')} | {r['path']} | {r['mode']} | — | — | — | failed: {r['error'][:80]} "
+                         "| | | | |")
             continue
         memory = f"{r['peak_gpu_gb']:.2f} (GPU)" if r["peak_gpu_gb"] is not None else f"{r['peak_rss_gb']:.2f} (RSS)"
         workers = f", {r['num_workers']} workers" if r["path"] == "standard" else ""
         h, w = r["image_size"]
         lines.append(
-            f"| {r['path']}{workers} | {r['mode']} | {r['model']} | {h}×{w} | {r['batch']} "
+            f"| {r.get('method', 'bot')} | {r['path']}{workers} | {r['mode']} | {r['model']} | {h}×{w} | {r['batch']} "
             f"| **{r['images_per_s']:.0f}** | {r['s_per_iter']:.3f} | {r['warmup_s']:.1f} | {memory} "
             f"| {r['projected_h']:.2f} h |"
         )
@@ -147,10 +177,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         return [v.strip() for v in value.split(",") if v.strip()]
 
     parser = argparse.ArgumentParser(prog="python -m reidlab.bench train", description=__doc__.split("\n")[0])
+    parser.add_argument("--method", default="bot", help="a registered method (default: bot)")
+    parser.add_argument("--stage", default=None, help="the stage to time (default: the method's last)")
+    parser.add_argument("-p", "--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a preset field")  # fmt: skip
     parser.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when present)")
     parser.add_argument("--paths", type=names, default=["standard", "fast"], help="standard,fast")
     parser.add_argument("--modes", type=names, default=["eager", "compiled"], help="eager,compiled")
-    parser.add_argument("--model", default=None, help="default: bot_resnet50 on GPU, bot_resnet18 on CPU")
+    parser.add_argument("--model", default=None, help="preset model (BoT: bot_resnet50 on GPU, bot_resnet18 on CPU)")
     parser.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"))
     parser.add_argument("--batch-p", type=int, default=None)
     parser.add_argument("--batch-k", type=int, default=4)
@@ -164,7 +198,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     on_gpu = (args.device or ("cuda" if gpu else "cpu")).startswith("cuda")
     args.device = args.device or ("cuda" if on_gpu else "cpu")
-    args.model = args.model or ("bot_resnet50" if on_gpu else "bot_resnet18")
+    if args.method == "bot":
+        args.model = args.model or ("bot_resnet50" if on_gpu else "bot_resnet18")
+    from reidlab.settings import parse_assignments
+
+    args.overrides = parse_assignments(args.sets, option="-p/--set")
     args.image_size = args.image_size or ([256, 128] if on_gpu else [128, 64])
     args.batch_p = args.batch_p or (16 if on_gpu else 8)
     args.iters = args.iters or (50 if on_gpu else 6)
@@ -192,7 +230,7 @@ def main(argv: list[str]) -> int:
             rows.append(json.loads(found[-1][len("RESULT ") :]))
         print(json.dumps(rows[-1]))
     load = os.getloadavg()
-    stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M") + f" — {args.method}"
     command = "python -m reidlab.bench train " + " ".join(argv)
     notes = [
         f"Machine: {machine()}; Python {platform.python_version()}.",
