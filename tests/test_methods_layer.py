@@ -209,3 +209,14 @@ def test_bench_train_times_a_method_through_its_own_stage(capsys):
     out = capsys.readouterr().out
     assert "| bot | fast | eager | bot_resnet18 | 32×16 | 4 |" in out
     assert bench.main([*argv[:2], "--stage", "warmup", *argv[2:]]) == 1  # an unknown stage fails the case
+
+
+def test_batches_can_carry_values_computed_per_sample(fake):
+    from reidlab.engine import build_train_loader
+
+    loader = build_train_loader(fake.train, image_size=(32, 16), batch_p=2, batch_k=2)
+    captions = {s.pid: f"person {s.pid}" for s in fake.train}
+    batch = next(iter(with_sample_fields(loader, fake.train, {"caption": lambda s: captions[s.pid]})))
+    assert batch["caption"] == [f"person {p}" for p in batch["pid"].tolist()]
+    with pytest.raises(ValueError, match="one value per sample"):
+        with_sample_fields(loader, fake.train, {"caption": ["only one"]})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,7 @@ def standard_stage(
     schedulers: dict[str, Any] | None = None,
     step_fn: StepFn | None = None,
     forward_fn: ForwardFn | None = None,
-    batch_fields: Sequence[str] = (),
+    batch_fields: Sequence[str] | Mapping[str, Any] = (),
     keep_best: bool = True,
     find_unused_parameters: bool = False,
 ) -> Stage:
@@ -112,7 +112,8 @@ def standard_stage(
 
     When the stage starts it seeds every generator from ``config.seed`` (plus the rank), carves ``val_ids``
     validation identities out of the training set when asked, and builds what is not given: the loader
-    (standard or fast path; ``batch_fields`` adds those :class:`Sample` attributes to each batch), the model's
+    (standard or fast path; ``batch_fields`` adds per-sample values to each batch, see
+    :func:`~reidlab.engine.loaders.with_sample_fields`), the model's
     optimiser (plus SGD for a loss's own parameters) and the schedule of the ``"model"`` optimiser.
     """
 

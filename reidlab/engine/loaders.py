@@ -8,7 +8,7 @@ Both yield the same dict batches; under DDP the sampler shards whole batches per
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,19 +162,30 @@ def _test_sampler(n: int):
 
 
 class SampleFieldBatches:
-    """Batches of ``loader`` with ``fields`` of each :class:`Sample` added, looked up by the batch's ``"index"``.
+    """Batches of ``loader`` with per-sample ``fields`` added, looked up by the batch's ``"index"``.
 
-    How a method asks for extra per-image inputs (e.g. a description for text tokens) without a loader of
-    its own: ``batch[field]`` is a list in batch order. ``len``, ``set_epoch`` and the sampler state pass through.
+    How a method asks for extra per-image inputs without a loader of its own: ``fields`` names
+    :class:`Sample` attributes (``["camid", "path"]``) or maps a batch key to a function of the sample
+    (``{"caption": lambda s: descriptions[s.raw_pid]}``) or to one value per sample (aligned with
+    ``samples``); ``batch[key]`` is then a list in batch order. ``len``, ``set_epoch`` and the sampler state
+    pass through.
     """
 
-    def __init__(self, loader: Any, samples: Sequence[Sample], fields: Sequence[str]) -> None:
-        missing = [f for f in fields if samples and not hasattr(samples[0], f)]
-        if missing:
-            raise ValueError(f"batch field(s) {missing} are not attributes of Sample; known: {Sample.__slots__}")
-        self.loader = loader
+    def __init__(self, loader: Any, samples: Sequence[Sample], fields: Sequence[str] | Mapping[str, Any]) -> None:
         self.samples = list(samples)
-        self.fields = tuple(fields)
+        if isinstance(fields, Mapping):
+            fields = {k: [v(s) for s in self.samples] if callable(v) else v for k, v in fields.items()}
+            wrong = {k: len(v) for k, v in fields.items() if len(v) != len(self.samples)}
+            if wrong:
+                raise ValueError(f"batch field value lists must have one value per sample ({len(self.samples)}), "
+                                 f"got lengths {wrong}")  # fmt: skip
+            self.values = {k: list(v) for k, v in fields.items()}
+        else:
+            missing = [f for f in fields if self.samples and not hasattr(self.samples[0], f)]
+            if missing:
+                raise ValueError(f"batch field(s) {missing} are not attributes of Sample; known: {Sample.__slots__}")
+            self.values = {f: [getattr(s, f) for s in self.samples] for f in fields}
+        self.loader = loader
         self.sampler = getattr(loader, "sampler", None)
         self.batch_sampler = getattr(loader, "batch_sampler", None)
 
@@ -184,11 +195,11 @@ class SampleFieldBatches:
     def __iter__(self):
         for batch in self.loader:
             order = torch.as_tensor(batch["index"]).tolist()
-            for name in self.fields:
-                batch[name] = [getattr(self.samples[i], name) for i in order]
+            for name, values in self.values.items():
+                batch[name] = [values[i] for i in order]
             yield batch
 
 
-def with_sample_fields(loader: Any, samples: Sequence[Sample], fields: Sequence[str]) -> Any:
+def with_sample_fields(loader: Any, samples: Sequence[Sample], fields: Sequence[str] | Mapping[str, Any]) -> Any:
     """``loader`` itself without ``fields``, else a :class:`SampleFieldBatches` over it."""
     return SampleFieldBatches(loader, samples, fields) if fields else loader
