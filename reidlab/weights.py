@@ -2,11 +2,15 @@
 
 Weights live in one folder, ``REIDLAB_WEIGHTS`` (default ``data/weights/``). A name resolves to
 the first file found among its known file names (the files the original releases ship) or
-``<name>.{safetensors,pth,pt,bin}``. ``pretrained`` takes three values:
+``<name>.{safetensors,pth,pt,bin}``; the lab's own small pretrained weights (made on the synthetic
+world by ``python -m reidlab.pretrain``, see :mod:`reidlab.pretrain`) are ``lab/<name>.safetensors``
+beside their model card ``lab/<name>.json``. ``pretrained`` takes four values:
 
 * ``False`` — random initialisation, nothing is looked up;
-* ``"auto"`` — local weights if present, otherwise random initialisation with one visible warning;
-* ``True`` — local weights required; a missing file fails at once naming the file and folder.
+* ``"auto"`` — a real release file if present, else the lab's weights, else random initialisation with a
+  warning; the choice is always said once per name;
+* ``True`` — a real release file required; a missing file fails at once naming the file and folder;
+* ``"lab"`` — the lab's weights required (a missing file names the command that makes them).
 
 A file found is loaded strictly by default: weights of another architecture or variant raise,
 listing what differs (``strict=False`` loads the matching part with a warning). A model built by
@@ -15,6 +19,7 @@ listing what differs (``strict=False`` loads the matching part with a warning). 
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +29,8 @@ import torch
 
 from reidlab.paths import weights_dir
 
-Pretrained = bool | Literal["auto"]
+Pretrained = bool | Literal["auto", "lab"]
+LAB_FOLDER = "lab"
 
 #: File names of the weights the seed papers use, per model name (first match wins).
 KNOWN_WEIGHT_FILES: dict[str, tuple[str, ...]] = {
@@ -47,6 +53,7 @@ KNOWN_WEIGHT_FILES: dict[str, tuple[str, ...]] = {
 
 _EXTENSIONS = (".safetensors", ".pth", ".pt", ".bin")
 _warned: set[str] = set()
+_announced: set[tuple[str, str]] = set()
 
 
 def candidate_files(name: str) -> list[str]:
@@ -55,27 +62,50 @@ def candidate_files(name: str) -> list[str]:
     return known + [f"{name}{ext}" for ext in _EXTENSIONS if f"{name}{ext}" not in known]
 
 
+def lab_weight_file(name: str, folder: str | Path | None = None) -> Path:
+    """Where the lab's own pretrained weights for ``name`` live (``<weights>/lab/<name>.safetensors``)."""
+    return (Path(folder) if folder is not None else weights_dir()) / LAB_FOLDER / f"{name}.safetensors"
+
+
+def _announce(name: str, path: Path, source: str) -> None:
+    if (name, str(path)) not in _announced:
+        _announced.add((name, str(path)))
+        print(f"weights for {name!r}: {path} ({source})", file=sys.stderr)
+
+
 def resolve_weights(name: str, pretrained: Pretrained = "auto", folder: str | Path | None = None) -> Path | None:
-    """Path of the local weight file for ``name``, or ``None`` for random initialisation."""
-    if pretrained not in (True, False, "auto"):
-        raise ValueError(f"pretrained must be True, False or 'auto', got {pretrained!r}")
+    """Path of the weight file for ``name`` (see the module docstring), or ``None`` for random initialisation."""
+    if pretrained not in (True, False, "auto", "lab"):
+        raise ValueError(f"pretrained must be True, False, 'auto' or 'lab', got {pretrained!r}")
     if pretrained is False:
         return None
     root = Path(folder) if folder is not None else weights_dir()
+    lab = lab_weight_file(name, root)
+    make = f"make them with `python -m reidlab.pretrain --model {name}`"
+    if pretrained == "lab":
+        if not lab.is_file():
+            raise FileNotFoundError(f"no lab weights for {name!r}: {lab} is missing; {make}")
+        _announce(name, lab, "the lab's synthetic pretraining; card " + lab.with_suffix(".json").name)
+        return lab
     for file_name in candidate_files(name):
         path = root / file_name
         if path.is_file():
+            if pretrained == "auto":
+                _announce(name, path, "release weights")
             return path
     expected = ", ".join(candidate_files(name)[:4])
     message = f"no pretrained weights for {name!r} in {root} (expected one of: {expected})"
     if pretrained is True:
         raise FileNotFoundError(
             f"{message}. Put the file there or set REIDLAB_WEIGHTS to the folder holding it; "
-            "reidlab never downloads weights at run time."
+            "reidlab never downloads weights at run time (pretrained='lab' takes the lab's own weights)."
         )
+    if lab.is_file():
+        _announce(name, lab, "no release file; the lab's synthetic pretraining, card " + lab.with_suffix(".json").name)
+        return lab
     if name not in _warned:
         _warned.add(name)
-        warnings.warn(f"{message}; using random initialisation", stacklevel=2)
+        warnings.warn(f"{message} and no lab weights ({make}); using random initialisation", stacklevel=2)
     return None
 
 
@@ -153,9 +183,11 @@ class WeightLoadReport:
         return not (self.missing or self.unexpected or self.mismatched)
 
     def record(self) -> dict[str, object]:
-        """The run-record entry: ``{"file", "tensors_loaded", "tensors_total", "fraction_loaded"}``."""
-        return {"file": self.file, "tensors_loaded": self.tensors_loaded, "tensors_total": self.tensors_total,
-                "fraction_loaded": self.fraction_loaded}
+        """The run-record entry: ``{"file", "source", "tensors_loaded", "tensors_total", "fraction_loaded"}``
+        (``source``: ``"lab"`` for the lab's own pretrained weights, else ``"release"``)."""
+        source = "lab" if Path(self.file).parent.name == LAB_FOLDER else "release"
+        return {"file": self.file, "source": source, "tensors_loaded": self.tensors_loaded,
+                "tensors_total": self.tensors_total, "fraction_loaded": self.fraction_loaded}
 
     def differences(self) -> str:
         """Missing, unexpected and mismatched keys, one line each, long lists truncated with a count."""

@@ -74,8 +74,8 @@ def test_a_file_with_one_tensor_is_missing_keys_strict_and_a_small_fraction_when
     assert report.tensors_loaded == 1 and report.missing and not report.unexpected
     total = sum(v.numel() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked"))
     assert report.fraction_loaded == pytest.approx(model.conv1.weight.numel() / total)
-    assert report.record() == {"file": str(path), "tensors_loaded": 1, "tensors_total": report.tensors_total,
-                               "fraction_loaded": report.fraction_loaded}
+    assert report.record() == {"file": str(path), "source": "release", "tensors_loaded": 1,
+                               "tensors_total": report.tensors_total, "fraction_loaded": report.fraction_loaded}
 
 
 def test_non_strict_loads_matching_tensors_and_lists_unexpected_keys(tmp_path):
@@ -132,3 +132,27 @@ def test_timm_backbone_records_which_weights_were_used(tmp_path, monkeypatch):
     full = weights.load_timm_backbone("resnet18", pretrained=True, num_classes=0)
     assert full.pretrained_weights["fraction_loaded"] == 1.0
     assert full.pretrained_weights["tensors_loaded"] == full.pretrained_weights["tensors_total"]
+
+
+def test_auto_prefers_release_files_then_lab_weights_and_says_which(tmp_path, capsys):
+    import timm
+    from safetensors.torch import save_file
+
+    weights._warned.discard("resnet18")
+    source = timm.create_model("resnet18", pretrained=False, num_classes=0)
+    lab = weights.lab_weight_file("resnet18", tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"no lab weights for 'resnet18'.*reidlab.pretrain --model resnet18"):
+        weights.resolve_weights("resnet18", "lab", folder=tmp_path)
+    lab.parent.mkdir()
+    save_file(source.state_dict(), str(lab))
+    assert weights.resolve_weights("resnet18", "auto", folder=tmp_path) == lab
+    assert weights.resolve_weights("resnet18", "lab", folder=tmp_path) == lab
+    assert "the lab's synthetic pretraining" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="pretrained='lab'"):
+        weights.resolve_weights("resnet18", True, folder=tmp_path)
+    release = tmp_path / "resnet18.safetensors"
+    save_file(source.state_dict(), str(release))
+    assert weights.resolve_weights("resnet18", "auto", folder=tmp_path) == release
+    assert "release weights" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="pretrained must be"):
+        weights.resolve_weights("resnet18", "imagenet", folder=tmp_path)

@@ -33,7 +33,7 @@ class BoTPreset(TrainConfig):
     data_root: str | None = None
     synth_size: str = "full"
     model: str = "bot_resnet50"
-    pretrained: bool | Literal["auto"] = "auto"  # local ImageNet weights; "auto": else random init + warning
+    pretrained: bool | Literal["auto", "lab"] = "auto"  # release file, else the lab's weights, else random init
     neck_feat: Literal["after", "before"] = "after"
     label_smoothing: float = 0.1
     triplet_margin: float | None = 0.3  # None: soft margin

@@ -220,6 +220,16 @@ _add(WorldSpec(
     description="RandPerson subset: random palettes and textures, 11 scenes / 19 cameras, training only",
 ))
 _add(WorldSpec(
+    name="synth_pretrain", stands_for="randperson", layout="randperson", domain=RANDPERSON, num_cams=19,
+    sizes={
+        "mini": RandPersonSizes(ids=600, images=7200, cameras_per_scene=(2, 2, 1, 2, 1, 2, 2, 1, 2, 2, 2)),
+        "full": RandPersonSizes(ids=8000, images=160000, cameras_per_scene=(2, 2, 1, 2, 1, 2, 2, 1, 2, 2, 2)),
+    },
+    description="the lab's pretraining world (reidlab.pretrain): RandPerson-style random palettes, 19 cameras, "
+    "training only; its identities are drawn from a stream keyed on its own name, disjoint from every "
+    "evaluation world",
+))
+_add(WorldSpec(
     name="synth_occluded_duke", stands_for="occluded_duke", layout="duke", domain=DUKE, num_cams=8,
     sizes={
         "mini": MarketSizes(train_ids=50, train_images=400, query_ids=30, query_images=90, gallery_images=380,
