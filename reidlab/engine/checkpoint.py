@@ -142,7 +142,7 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: s
     model.load_state_dict(state)
 
 
-def save_model(path: str | Path, model: nn.Module, **meta: Any) -> Path:
+def save_model(path: str | Path, model: nn.Module, /, **meta: Any) -> Path:
     """Save the weights with the registry spec (``create_model`` name and kwargs), preprocessing and ``meta``."""
     model = unwrap_model(model)
     preprocessing = getattr(model, "preprocessing", None)
