@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from reidlab.markdown import markdown_table
 from reidlab.paths import figures_dir
 
 DEFAULT_WORLDS = ("synth_market", "synth_duke", "synth_msmt", "synth_cuhk03_np", "synth_occluded_duke",
@@ -192,15 +193,5 @@ def difficulty_card(
     from reidlab.io import atomic_write_text
 
     atomic_write_text(out / f"difficulty_card_{size}.csv", table.to_csv(index=False, float_format="%.1f"))
-    atomic_write_text(out / f"difficulty_card_{size}.md", to_markdown(table))
+    atomic_write_text(out / f"difficulty_card_{size}.md", markdown_table(table))
     return table
-
-
-def to_markdown(table: pd.DataFrame) -> str:
-    """A GitHub-style markdown table (no extra dependency)."""
-    cols = list(table.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, row in table.iterrows():
-        cells = [f"{v:.1f}" if isinstance(v, float) else str(v) for v in row.tolist()]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"

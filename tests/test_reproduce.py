@@ -1,0 +1,56 @@
+"""Reproduction plans: every table lists and dry-runs on a fresh clone; a real run resumes and writes the table."""
+
+import json
+
+import pytest
+
+from reidlab.reproduce import TABLES, Cell, Table, plan_table
+from reidlab.reproduce import __main__ as cli
+from reidlab.reproduce import run as runner
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_every_table_lists_and_dry_runs(name, capsys, tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("REIDLAB_DATA", str(tmp_path / "data"))  # a fresh clone: no real data, no weights
+    assert cli.main(["--list", name]) == 0
+    listed = capsys.readouterr().out
+    assert all(cell.row in listed for cell in TABLES[name].cells)
+    assert cli.main(["--dry-run", name]) == 0
+    out = capsys.readouterr().out
+    assert "missing, and where it goes:" in out
+    for cell in TABLES[name].cells:
+        assert f"data {cell.source}: {cell.source}: no dataset found under {tmp_path / 'data'}" in out
+        for weights in cell.weights:
+            assert f"weights {weights}: no pretrained weights for '{weights}'" in out
+
+
+def test_unknown_tables_are_refused(capsys):
+    assert cli.main(["seventeen"]) == 2
+    assert "unknown table 'seventeen'" in capsys.readouterr().err
+
+
+def test_a_smoke_reproduction_runs_resumes_and_writes_the_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("REIDLAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("REIDLAB_FIGURES", str(tmp_path / "figures"))
+    table = Table("tiny", "BoT on two synthetic domains", "a test", (
+        Cell("BoT", "bot", "market1501", "market1501", {"R1": 90.0, "mAP": 80.0}),
+        Cell("BoT DG", "bot", "market1501", "dukemtmc", {"R1": 40.0, "mAP": 20.0}),
+    ))  # fmt: skip
+    monkeypatch.setitem(TABLES, "tiny", table)
+    planned = plan_table(table, "smoke")
+    assert [(p.source, p.target) for p in planned] == [("synth_market", "synth_market"), ("synth_market", "synth_duke")]
+    assert all(p.ready for p in planned)
+    tiny = dict(epochs=1, max_iters_per_epoch=2, pretrained=False, progress=False)
+    frame = runner.reproduce("tiny", "smoke", device="cpu", **tiny)
+    assert list(frame["status"]) == ["done", "done"] and frame["ours mAP"].notna().all()
+    assert frame["Δ mAP"].tolist() == [round(v - p, 2) for v, p in zip(frame["ours mAP"], frame["paper mAP"],
+                                                                       strict=True)]
+    progress = json.loads(runner.progress_file(table, "smoke").read_text())
+    assert set(progress) == {c.key for c in table.cells}
+    assert (tmp_path / "figures" / "reproduce_tiny_smoke.md").is_file()
+    assert (tmp_path / "figures" / "reproduce_tiny_smoke.png").is_file()
+    calls = []
+    monkeypatch.setattr(runner, "run_cell", lambda *a, **k: calls.append(a) or {})
+    again = runner.reproduce("tiny", "smoke", device="cpu", **tiny)
+    assert calls == [] and again["ours mAP"].tolist() == frame["ours mAP"].tolist()  # finished cells are not redone
