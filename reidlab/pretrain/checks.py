@@ -6,6 +6,7 @@
 * The small CLIP, also: text-to-image retrieval — each test identity's description as the query, the
   gallery images as candidates (no camera rule: a text has no camera) — against chance (the same ranking
   with random distances, averaged over 20 draws).
+* The tiny ViT, also: the smoke TransReID run from the lab weights and from random initialisation, same budget.
 """
 
 from __future__ import annotations
@@ -104,3 +105,24 @@ def run_checks(name: str, backbone: nn.Module, random_backbone: nn.Module, *, wo
     checks["zero_shot_reid"] = {"lab": zero_shot_reid(trained, dataset, device),
                                 "random_init": zero_shot_reid(random, dataset, device)}  # fmt: skip
     return checks
+
+
+#: The method whose smoke run measures what a backbone's lab weights are worth after fine-tuning.
+FINETUNE_CHECKS = {"vit_tiny_d6_patch16": "transreid"}
+
+
+def finetune_check(name: str, *, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """The method's smoke run from the lab weights and from random initialisation, the same budget otherwise;
+    test mAP / R1 of each (the method's own protocol, AP flavour and TTA, as recorded in its ``run.json``)."""
+    from reidlab.methods import run
+
+    method = FINETUNE_CHECKS[name]
+    out: dict[str, Any] = {"method": method, "profile": "smoke"}
+    for init, pretrained in (("lab", "lab"), ("random_init", False)):
+        result = run(method, profile="smoke", pretrained=pretrained, name=f"pretrain-check-{init}", overwrite=True,
+                     device=device)  # fmt: skip
+        metrics = result.metrics
+        out[init] = {"mAP": round(metrics["mAP"], 2), "R1": round(metrics["R1"], 2)}
+        out.update(dataset=result.preset.dataset, protocol=metrics["protocol"], ap=metrics["ap"],
+                   flip_tta=metrics["flip_tta"], epochs=result.preset.epochs)  # fmt: skip
+    return out

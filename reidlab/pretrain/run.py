@@ -133,14 +133,17 @@ def load_lab_backbone(name: str, pretrained: Any = "lab") -> nn.Module:
 
 
 def check_and_record(name: str, *, device: torch.device | str = "cpu") -> dict:
-    """Run :func:`reidlab.pretrain.checks.run_checks` on the lab weights ``name`` and store them in its card."""
+    """Run :func:`reidlab.pretrain.checks.run_checks` (and, for the ViT, the smoke TransReID fine-tuning from lab
+    weights vs random initialisation) on the lab weights ``name``, and store the numbers in its card."""
     from reidlab.pretrain.cards import read_card, write_card
-    from reidlab.pretrain.checks import run_checks
+    from reidlab.pretrain.checks import FINETUNE_CHECKS, finetune_check, run_checks
     from reidlab.weights import lab_weight_file
 
     card = read_card(name)
     torch.manual_seed(0)
     checks = run_checks(name, load_lab_backbone(name, "lab"), load_lab_backbone(name, False), device=device)
+    if name in FINETUNE_CHECKS:
+        checks["finetune"] = finetune_check(name, device=device)
     card["checks"] = checks
     write_card(lab_weight_file(name), card)
     return checks
