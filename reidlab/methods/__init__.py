@@ -9,7 +9,12 @@ stages, step functions and test distance, ending in ``register_method(Method(...
 import it below, and add a notebook and tests.
 """
 
-from reidlab.methods import bot  # noqa: F401  (every method module, imported explicitly)
+from reidlab.methods import (  # noqa: F401  (every method module, imported explicitly)
+    bot,
+    dpm,
+    mudeep_v2,
+    transreid,
+)
 from reidlab.methods.registry import Method, check_preset, get_method, get_preset, list_methods, register_method
 from reidlab.methods.run import (
     MethodRun,

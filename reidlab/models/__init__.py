@@ -4,7 +4,16 @@ and ``load_official_checkpoint`` for the checkpoints the methods' official repos
 This package imports no engine, method, data or profile code: only torch, timm and the lab's leaves.
 """
 
-from reidlab.models import bot, bot_official  # noqa: F401  (register the models and the official loaders)
+from reidlab.models import (  # noqa: F401  (register the models and the official loaders)
+    bot,
+    bot_official,
+    dpm,
+    dpm_official,
+    mudeep_v2,
+    mudeep_v2_official,
+    transreid,
+    transreid_official,
+)
 from reidlab.models.backbones import resnet_backbone, set_last_stride_one
 from reidlab.models.bot import BoT
 from reidlab.models.heads import BNNeck

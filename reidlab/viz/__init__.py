@@ -24,6 +24,7 @@ from reidlab.viz.dataset_plots import (
     plot_images_per_camera,
     plot_images_per_identity,
 )
+from reidlab.viz.dpm_masks import dpm_masks, mask_agreement, mask_region_map, plot_dpm_masks
 from reidlab.viz.figures import figure_path, save_figure
 from reidlab.viz.gradcam import (
     CAM_METHODS,
@@ -55,6 +56,14 @@ from reidlab.viz.plots import (
     plot_per_camera_accuracy,
 )
 from reidlab.viz.ranking import MATCH_COLOR, MISMATCH_COLOR, QUERY_COLOR, plot_ranking
+from reidlab.viz.reid_vit import (
+    head_attention_maps,
+    head_overlap,
+    model_inputs,
+    plot_head_attention,
+    plot_reid_vit_attention,
+    reid_vit_attention_maps,
+)
 
 __all__ = [
     "CAM_METHODS",
@@ -79,14 +88,20 @@ __all__ = [
     "denormalize",
     "description_examples",
     "distance_histograms",
+    "dpm_masks",
     "embed_2d",
     "figure_path",
     "find_target_layer",
     "find_vit",
+    "head_attention_maps",
+    "head_overlap",
     "identity_montage",
     "infrared_examples",
     "load_image",
     "load_tensor",
+    "mask_agreement",
+    "mask_region_map",
+    "model_inputs",
     "occlusion_examples",
     "overlay_heatmap",
     "per_camera_accuracy",
@@ -95,12 +110,16 @@ __all__ = [
     "plot_attention_maps",
     "plot_cmc",
     "plot_distance_histograms",
+    "plot_dpm_masks",
     "plot_embedding_map",
     "plot_gradcam_pairs",
+    "plot_head_attention",
     "plot_images_per_camera",
     "plot_images_per_identity",
     "plot_per_camera_accuracy",
     "plot_ranking",
+    "plot_reid_vit_attention",
+    "reid_vit_attention_maps",
     "rollout_map",
     "save_figure",
     "top_k",
