@@ -224,6 +224,15 @@ def test_a_tiny_dpm_run_end_to_end_with_the_masked_distance(fake, update):
     rank, feats = evaluate_method("dpm", result.model, fake, result.preset, return_features=True)
     assert feats["query"]["mask"].shape == feats["query"]["features"].shape == (len(fake.query), 192)
     assert rank.mAP * 100 == pytest.approx(result.metrics["mAP"], abs=1e-2)
+    # a feature bank ranks the same images under several distances, extracting them once
+    from reidlab.engine import evaluate_model
+    from reidlab.engine.feature_bank import FeatureBank
+    from reidlab.methods.dpm import DPM_DISTANCE
+
+    bank = FeatureBank(result.model)
+    assert bank.evaluate(fake, DPM_DISTANCE).mAP == pytest.approx(rank.mAP, abs=1e-6)
+    assert bank.evaluate(fake, "cosine").mAP == pytest.approx(evaluate_model(result.model, fake).mAP, abs=1e-6)
+    assert len(bank._rows) == len(fake.query) + len(fake.gallery)
 
 
 def test_mask_pictures_and_the_region_map(tmp_path):

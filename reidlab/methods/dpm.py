@@ -28,6 +28,9 @@ not step: the first pass holds the mask generator's parameters fixed, the second
 both updates exactly the seed's (the seed computes those gradients and discards them) at a lower cost.
 ``update="joint"`` (one forward and backward, both optimisers stepped) is a cheaper variant with the same
 fixed points but not the same trajectory: the mask generator then learns from the pre-update backbone.
+Training FLOPs per image (``torch.utils.flop_counter``; ``full``: ViT-B at 256×128, stride 11; ``smoke``: the tiny
+ViT at 128×64, stride 16): TransReID with JPM 135 / 0.64 GFLOP; DPM alternating 256 / 1.48 (1.9× / 2.3×), the
+seed's two full backward passes would be about 382 / 2.19, joint 191 / 1.10.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ def dpm_full(profile: Profile) -> DPMPreset:
 
 def dpm_smoke(profile: Profile) -> DPMPreset:
     """TransReID's smoke recipe (:func:`reidlab.methods.transreid.transreid_smoke`: 128×64, stride 16 -> 8×4
-    patches, the lab's tiny ViT, 8 epochs) with DPM's modules; the mask reads blocks 1, 2, 5, 6 of the 6-block ViT
+    patches, the lab's tiny ViT, 12 epochs) with DPM's modules; the mask reads blocks 1, 2, 5, 6 of the 6-block ViT
     (2, 4, 10, 12 of 12 at the same relative depths). The same data, epochs, batch, optimiser and schedule as
     TransReID's smoke preset: equal budget."""
     return DPMPreset(**{**seed_recipe(profile), **smoke_recipe(profile)}, model="dpm_vit_tiny_d6_patch16")
