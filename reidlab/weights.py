@@ -45,6 +45,8 @@ KNOWN_WEIGHT_FILES: dict[str, tuple[str, ...]] = {
     "vit_base_patch16_224": ("jx_vit_base_p16_224-80ecf9dd.pth", "vit_base_patch16_224.safetensors"),
     "vit_small_patch16_224": ("vit_small_p16_224-15ec54c9.pth", "vit_small_patch16_224.safetensors"),
     "deit_base_patch16_224": ("deit_base_distilled_patch16_224-df68dfff.pth",),
+    # TransReID's DeiT-S configs use the distilled file (its distillation token and head are skipped on loading)
+    "deit_small_patch16_224": ("deit_small_distilled_patch16_224-649709d9.pth", "deit_small_patch16_224-cd65a155.pth"),
     "beit_base_patch16_224": ("beit_base_patch16_224_pt22k.pth", "beit_base_patch16_224_pt22k_ft22k.pth"),
     "data2vec_vision_base": ("data2vec_vision_base_pt.pth", "base_pt.pth"),
     "ViT-B-16": ("ViT-B-16.pt",),  # OpenAI CLIP

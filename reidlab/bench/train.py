@@ -4,7 +4,7 @@ data, eager vs compiled.
 Each case (data path x execution mode) runs in its own subprocess. It builds the method exactly as a run
 does — its preset (``full`` on GPU, ``smoke`` on CPU, with the sizes below), model, loss and the plan of the
 training stage (``--stage``, default the method's last; earlier stages only hand on their outputs, untrained)
-with its loader, optimisers and step — on the synthetic Market (``synth_market``, generated if missing), runs
+with its loader, optimisers and step — on the method's smoke world (``synth_market``; IV-ReID ``synth_sysu``), runs
 warm-up iterations (``torch.compile`` compiles there), then times end-to-end training steps (data loading
 included, synchronised) and reports images/s and peak memory (``torch.cuda.max_memory_allocated`` on GPU,
 process ``ru_maxrss`` on CPU). The projection is the time of a 120-epoch run over 12,936 images per epoch
@@ -129,7 +129,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         "peak_gpu_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "projected_h": EPOCHS * MARKET_TRAIN_IMAGES / rate / 3600,
-        "num_workers": args.num_workers if args.path == "standard" else 0,
+        "num_workers": args.num_workers if args.path == "standard" else 0, "stage": args.stage,
     }  # fmt: skip
 
 
@@ -159,8 +159,9 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
         memory = f"{r['peak_gpu_gb']:.2f} (GPU)" if r["peak_gpu_gb"] is not None else f"{r['peak_rss_gb']:.2f} (RSS)"
         workers = f", {r['num_workers']} workers" if r["path"] == "standard" else ""
         h, w = r["image_size"]
+        method = r.get("method", "bot") + (f" ({r['stage']})" if r.get("stage") else "")
         lines.append(
-            f"| {r.get('method', 'bot')} | {r['path']}{workers} | {r['mode']} | {r['model']} | {h}×{w} | {r['batch']} "
+            f"| {method} | {r['path']}{workers} | {r['mode']} | {r['model']} | {h}×{w} | {r['batch']} "
             f"| **{r['images_per_s']:.0f}** | {r['s_per_iter']:.3f} | {r['warmup_s']:.1f} | {memory} "
             f"| {r['projected_h']:.2f} h |"
         )
@@ -191,7 +192,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--iters", type=int, default=None, help="timed iterations (default 50 GPU / 6 CPU)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed iterations (default 10 GPU / 2 CPU)")
     parser.add_argument("--num-workers", type=int, default=None, help="standard path DataLoader workers")
-    parser.add_argument("--dataset", default="synth_market")
+    parser.add_argument("--dataset", default=None,
+                        help="a synthetic world (default: the method's smoke world, e.g. synth_market; synth_sysu for "
+                        "ivreid)")  # fmt: skip
     parser.add_argument("--size", default="mini", help="synthetic world size (mini | full)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave figures/benchmarks.md alone")
     parser.add_argument("--child", nargs=2, metavar=("PATH", "MODE"), help=argparse.SUPPRESS)
@@ -203,6 +206,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     from reidlab.settings import parse_assignments
 
     args.overrides = parse_assignments(args.sets, option="-p/--set")
+    if args.dataset is None:  # a cross-modality method needs an infrared world
+        from reidlab.methods import get_preset
+
+        args.dataset = get_preset(args.method, "smoke").dataset
     args.image_size = args.image_size or ([256, 128] if on_gpu else [128, 64])
     args.batch_p = args.batch_p or (16 if on_gpu else 8)
     args.iters = args.iters or (50 if on_gpu else 6)

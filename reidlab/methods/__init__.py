@@ -11,7 +11,11 @@ import it below, and add a notebook and tests.
 
 from reidlab.methods import (  # noqa: F401  (every method module, imported explicitly)
     bot,
+    clip_prompts,
+    clip_reid,
+    dmf,
     dpm,
+    ivreid,
     mudeep_v2,
     transreid,
 )

@@ -217,7 +217,10 @@ def run(
             "host": platform.node(),
         }  # fmt: skip
         result = MethodRun(m.name, preset, dataset, run_dir, trained.model, train=trained, record=record)
-        if evaluate and trained.completed:
+        if evaluate and trained.completed and not (dataset.query and dataset.gallery):
+            if is_main_process():  # a training-only source (RandPerson): domain generalisation tests elsewhere
+                print(f"{preset.dataset} has no query / gallery (training only): not evaluated here")
+        elif evaluate and trained.completed:
             result.rank = evaluate_method(m, trained.model, dataset, preset, device=device)
             result.metrics = metrics_record(result.rank, flip=preset.flip_tta, distance=m.distance.metric)
             if is_main_process():

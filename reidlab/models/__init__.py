@@ -7,8 +7,13 @@ This package imports no engine, method, data or profile code: only torch, timm a
 from reidlab.models import (  # noqa: F401  (register the models and the official loaders)
     bot,
     bot_official,
+    clip_reid,
+    clip_reid_official,
+    dmf,
     dpm,
     dpm_official,
+    ivreid,
+    ivreid_official,
     mudeep_v2,
     mudeep_v2_official,
     transreid,
