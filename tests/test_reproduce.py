@@ -25,6 +25,14 @@ def test_every_table_lists_and_dry_runs(name, capsys, tmp_path, monkeypatch):
             assert f"weights {weights}: no pretrained weights for '{weights}'" in out
 
 
+@pytest.mark.parametrize("name", sorted(TABLES))
+@pytest.mark.parametrize("profile", ["smoke", "full"])
+def test_every_cell_names_a_registered_method_and_valid_preset_fields(name, profile):
+    for planned in plan_table(TABLES[name], profile):
+        method = [r for r in planned.requirements if r.kind == "method"]
+        assert len(method) == 1 and method[0].ok, (planned.cell.row, method[0].detail)
+
+
 def test_unknown_tables_are_refused(capsys):
     assert cli.main(["seventeen"]) == 2
     assert "unknown table 'seventeen'" in capsys.readouterr().err
