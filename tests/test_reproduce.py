@@ -62,3 +62,24 @@ def test_a_smoke_reproduction_runs_resumes_and_writes_the_table(tmp_path, monkey
     monkeypatch.setattr(runner, "run_cell", lambda *a, **k: calls.append(a) or {})
     again = runner.reproduce("tiny", "smoke", device="cpu", **tiny)
     assert calls == [] and again["ours mAP"].tolist() == frame["ours mAP"].tolist()  # finished cells are not redone
+
+
+def test_cross_modality_cells_follow_their_protocols(tmp_path, monkeypatch):
+    """SYSU-MM01: one model, the 10 galleries of the cell's mode / shot; RegDB: one model per trial."""
+    monkeypatch.setenv("REIDLAB_RUNS", str(tmp_path / "runs"))
+    table = Table("tiny_ir", "IV-ReID on the synthetic infrared worlds", "a test", (
+        Cell("SYSU", "ivreid", "sysu_mm01", "sysu_mm01", {"R1": 46.3, "mAP": 44.2}, protocol="sysu",
+             target_options={"mode": "indoor", "shot": 1}),
+        Cell("RegDB", "ivreid", "regdb", "regdb", {"R1": 46.8, "mAP": 43.7}, protocol="regdb", models=2,
+             target_options={"direction": "thermal_to_visible"}),
+    ))  # fmt: skip
+    sysu, regdb = plan_table(table, "smoke")
+    tiny = dict(epochs=1, max_iters_per_epoch=1, pretrained=False, progress=False)
+    out = runner.run_cell(sysu, device="cpu", **tiny)
+    assert out["evaluations"] == 10 and out["models"] == 1 and out["protocol"] == "sysu"
+    assert 0 <= out["mAP"] <= 100 and "mAP_std" in out
+    out = runner.run_cell(regdb, device="cpu", **tiny)
+    assert out["evaluations"] == 2 and out["models"] == 2 and out["protocol"] == "regdb"
+    folders = sorted(p.name for p in (tmp_path / "runs" / "ivreid").iterdir())
+    assert [f for f in folders if f.startswith("synth_regdb")] == [
+        f"synth_regdb-smoke-{regdb.cell.key}-trial1", f"synth_regdb-smoke-{regdb.cell.key}-trial2"]

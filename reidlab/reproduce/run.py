@@ -20,7 +20,7 @@ from reidlab.io import atomic_write_text
 from reidlab.markdown import markdown_table
 from reidlab.paths import figures_dir, runs_dir
 from reidlab.reproduce.plan import PlannedCell, describe_plan, plan_table
-from reidlab.reproduce.tables import Table, get_table
+from reidlab.reproduce.tables import Cell, Table, get_table
 
 
 def progress_file(table: Table, profile: str) -> Path:
@@ -37,25 +37,68 @@ def _load_progress(path: Path) -> dict[str, Any]:
 
 
 def run_cell(planned: PlannedCell, *, device: torch.device | str | None = None, **overrides: Any) -> dict[str, Any]:
-    """Train the cell's model(s) on the source and evaluate on the target; mean R1 / mAP / mINP over models."""
-    from reidlab.data import load_dataset
-    from reidlab.methods import evaluate_method, get_preset, run
+    """Train the cell's model(s) on the source and evaluate on the target; mean R1 / mAP / mINP over models.
+
+    Cross-modality cells follow their protocol: SYSU-MM01 averages the 10 random galleries of the cell's mode
+    and shot (``evaluate_sysu``); RegDB trains one model per trial on that trial's identities and tests each
+    on its own trial's split in the cell's direction (``train_regdb_trials`` / ``evaluate_regdb``).
+    """
+    from reidlab.methods import get_preset
 
     cell = planned.cell
-    results = []
-    for index in range(cell.models):
-        preset = get_preset(cell.method, planned.profile, dataset=planned.source, **{**cell.overrides, **overrides})
-        if cell.models > 1:
-            preset = preset.replace(seed=preset.seed + index)
-        trained = run(cell.method, preset, name=f"{cell.key}-m{index}" if cell.models > 1 else cell.key,
-                      reuse=True, resume="auto", device=device, evaluate=False)  # fmt: skip
-        target = load_dataset(planned.target, **({"size": preset.synth_size} if planned.target.startswith("synth_")
-                                                 else {}), **cell.target_options)  # fmt: skip
-        rank = evaluate_method(cell.method, trained.model, target, preset, flip=cell.tta, device=device,
-                               protocol=cell.protocol, ap=cell.ap)  # fmt: skip
-        results.append(rank.as_dict())
-    mean = {k: round(sum(r[k] for r in results) / len(results), 2) for k in results[0]}
-    return {**mean, "models": len(results), "protocol": cell.protocol, "ap": cell.ap, "flip_tta": cell.tta}
+    preset = get_preset(cell.method, planned.profile, dataset=planned.source, **{**cell.overrides, **overrides})
+    if cell.protocol == "sysu":
+        results = _sysu_cell(cell, preset, device)
+    elif cell.protocol == "regdb":
+        results = _regdb_cell(cell, preset, device)
+    else:
+        results = [_plain_model(cell, planned, preset, index, device) for index in range(cell.models)]
+    mean = {k: round(sum(r[k] for r in results) / len(results), 2) for k in ("R1", "mAP", "mINP")}
+    spread = {f"{k}_std": round(float(pd.Series([r[k] for r in results]).std(ddof=1)), 2)
+              for k in ("R1", "mAP")} if len(results) > 1 else {}  # fmt: skip
+    return {**mean, **spread, "models": cell.models, "evaluations": len(results), "protocol": cell.protocol,
+            "ap": cell.ap, "flip_tta": cell.tta}  # fmt: skip
+
+
+def _plain_model(cell: Cell, planned: PlannedCell, preset: Any, index: int, device: Any) -> dict[str, float]:
+    """One model (seed ``preset.seed + index``) trained on the source, evaluated on the target."""
+    from reidlab.data import load_dataset
+    from reidlab.methods import evaluate_method, run
+
+    if cell.models > 1:
+        preset = preset.replace(seed=preset.seed + index)
+    trained = run(cell.method, preset, name=f"{cell.key}-m{index}" if cell.models > 1 else cell.key,
+                  reuse=True, resume="auto", device=device, evaluate=False)  # fmt: skip
+    target = load_dataset(planned.target, **({"size": preset.synth_size} if planned.target.startswith("synth_")
+                                             else {}), **cell.target_options)  # fmt: skip
+    rank = evaluate_method(cell.method, trained.model, target, preset, flip=cell.tta, device=device,
+                           protocol=cell.protocol, ap=cell.ap)  # fmt: skip
+    return rank.as_dict()
+
+
+def _sysu_cell(cell: Cell, preset: Any, device: Any) -> list[dict[str, float]]:
+    """One model, the 10 galleries of the cell's (mode, shot)."""
+    from reidlab.methods import load_method_dataset, run
+    from reidlab.methods.cross_modality import evaluate_sysu
+
+    if cell.models != 1:
+        raise ValueError(f"{cell.key}: a SYSU-MM01 cell trains one model (models=1), got {cell.models}")
+    trained = run(cell.method, preset, name=cell.key, reuse=True, resume="auto", device=device, evaluate=False)
+    frame = evaluate_sysu(cell.method, trained.model, load_method_dataset(preset),
+                          preset, modes=(cell.target_options.get("mode", "all"),),
+                          shots=(int(cell.target_options.get("shot", 1)),), flip=cell.tta, device=device)  # fmt: skip
+    return frame[["R1", "mAP", "mINP"]].to_dict("records")
+
+
+def _regdb_cell(cell: Cell, preset: Any, device: Any) -> list[dict[str, float]]:
+    """One model per trial (trials 1..models), each tested on its own trial in the cell's direction."""
+    from reidlab.methods.cross_modality import evaluate_regdb, train_regdb_trials
+
+    trained = train_regdb_trials(cell.method, preset, trials=range(1, cell.models + 1), name=cell.key, reuse=True,
+                                 resume="auto", device=device)  # fmt: skip
+    direction = cell.target_options.get("direction", "visible_to_thermal")
+    frame = evaluate_regdb(cell.method, trained, directions=(direction,), flip=cell.tta, device=device)
+    return frame[["R1", "mAP", "mINP"]].to_dict("records")
 
 
 def reproduce(name: str, profile: str = "full", *, device: torch.device | str | None = None,
