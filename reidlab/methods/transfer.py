@@ -1,0 +1,173 @@
+"""Every trained run on every target domain: the lab's cross-domain matrix (notebook 08).
+
+A run found in the registry (:func:`~reidlab.engine.runs.find_runs`) is rebuilt with its recorded preset
+(:func:`load_run`) and ranks each target's test split with its method's test distance, under one evaluation
+setting for the whole matrix (protocol, AP flavour and flip TTA stated in every row). Each (run, target,
+setting) result is cached in the run folder (``transfer/<target>-<size>-<flip>.json``, keyed on the model
+file's size and time), so a second pass costs nothing and a retrained run is evaluated afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from reidlab.engine.runs import RunInfo, find_runs, read_run_record
+from reidlab.io import atomic_write_text
+from reidlab.methods.registry import get_method, get_preset
+from reidlab.methods.run import MethodRun, evaluate_method, load_method_dataset
+
+#: The smoke profile's domains: the Market-, Duke-, CUHK03- and MSMT-like worlds (RandPerson-like: source only).
+SMOKE_TARGETS = ("synth_market", "synth_duke", "synth_cuhk03_np", "synth_msmt")
+#: Run-name patterns of ablations and budget studies, left out of the matrix unless asked for.
+ABLATION_NAMES = (r"^drop_", r"^epochs\d+", r"trial\d+$")
+#: Methods whose runs are cross-modality (their own protocol, not the single-modality matrix).
+CROSS_MODALITY = ("ivreid",)
+COLUMNS = ("method", "variant", "source", "target", "setting", "protocol", "ap", "flip_tta", "R1", "mAP", "mINP",
+           "run")  # fmt: skip
+
+
+def run_name(info: RunInfo) -> str:
+    """The ``name`` part of a run folder ``<dataset>-<profile>[-<name>]`` ('' for the default run)."""
+    prefix = f"{info.record.get('dataset')}-{info.record.get('profile')}"
+    return info.path.name[len(prefix) + 1:] if info.path.name.startswith(prefix + "-") else ""
+
+
+def variant_label(info: RunInfo) -> str:
+    """What distinguishes a run of its method: a prompt mode, or the run's name."""
+    preset = info.record.get("preset") or {}
+    parts = [str(preset["mode"])] if info.record.get("method") == "clip_prompts" and preset.get("mode") else []
+    name = run_name(info)
+    if name and name not in parts:
+        parts.append(name)
+    return " ".join(parts)
+
+
+def matrix_runs(profile: str, *, methods: Iterable[str] | None = None, include_ablations: bool = False,
+                root: str | Path | None = None) -> list[RunInfo]:  # fmt: skip
+    """The newest finished run per (method, source, variant) of ``profile``, single-modality methods only."""
+    wanted = set(methods) if methods is not None else None
+    newest: dict[tuple[str, str, str], RunInfo] = {}
+    for info in find_runs(profile=profile, root=root):  # newest first
+        method = info.record.get("method", "")
+        if method in CROSS_MODALITY or (wanted is not None and method not in wanted):
+            continue
+        if not include_ablations and any(re.search(p, run_name(info)) for p in ABLATION_NAMES):
+            continue
+        if not (info.path / "model.pt").is_file():
+            continue
+        newest.setdefault((method, info.record.get("dataset", ""), variant_label(info)), info)
+    return sorted(newest.values(), key=lambda i: (i.record["method"], i.record.get("dataset", ""), variant_label(i)))
+
+
+def load_run(info: RunInfo | str | Path) -> MethodRun:
+    """A finished run rebuilt from its folder: the recorded preset (typed again) and the trained model."""
+    from reidlab.engine.checkpoint import load_trained_model
+
+    if not isinstance(info, RunInfo):
+        path = Path(info)
+        record = read_run_record(path)
+        if record is None:
+            raise FileNotFoundError(f"{path}: no run.json; expected a finished run folder")
+        info = RunInfo(path, record)
+    record = info.record
+    if record.get("status") != "finished" or not (info.path / "model.pt").is_file():
+        raise ValueError(f"{info.path}: not a finished run (status {record.get('status')!r}, model.pt missing?)")
+    fields = {k: v for k, v in (record.get("preset") or {}).items() if k != "profile"}
+    preset = get_preset(record["method"], record["profile"], **fields)
+    model = load_trained_model(info.path / "model.pt")
+    return MethodRun(record["method"], preset, None, info.path, model, dict(record.get("metrics") or {}),
+                     reused=True, record=record)  # fmt: skip
+
+
+def _cache_file(run_dir: Path, target: str, size: str, flip: bool) -> Path:
+    return run_dir / "transfer" / f"{target}-{size}-{'flip' if flip else 'noflip'}.json"
+
+
+def _model_stamp(run_dir: Path) -> list[float]:
+    stat = (run_dir / "model.pt").stat()
+    return [stat.st_size, stat.st_mtime]
+
+
+def transfer_row(trained: MethodRun, target: str, *, flip: bool = False, device: torch.device | str | None = None,
+                 variant: str = "") -> dict[str, Any]:  # fmt: skip
+    """One cell: ``trained`` ranks ``target``'s test split (cached in the run folder)."""
+    size = getattr(trained.preset, "synth_size", "mini") if target.startswith("synth_") else "release"
+    cache = _cache_file(trained.run_dir, target, size, flip)
+    stamp = _model_stamp(trained.run_dir)
+    numbers = None
+    if cache.is_file():
+        try:
+            saved = json.loads(cache.read_text(encoding="utf-8"))
+            numbers = saved["numbers"] if saved.get("model") == stamp else None
+        except (json.JSONDecodeError, KeyError):
+            numbers = None  # a damaged cache is recomputed
+    if numbers is None:
+        data = load_method_dataset(trained.preset.replace(dataset=target))
+        if not (data.query and data.gallery):
+            raise ValueError(f"target {target!r} has no query / gallery split (a training-only world)")
+        rank = evaluate_method(trained.method, trained.model, data, trained.preset, flip=flip, device=device)
+        numbers = {"protocol": rank.protocol, "ap": rank.ap, **{k: round(v, 2) for k, v in rank.as_dict().items()}}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cache, json.dumps({"model": stamp, "numbers": numbers}, indent=1) + "\n")
+    source = trained.preset.dataset
+    return {"method": trained.method, "variant": variant, "source": source, "target": target,
+            "setting": "in-domain" if source == target else "cross-domain", "protocol": numbers["protocol"],
+            "ap": numbers["ap"], "flip_tta": flip, "R1": numbers["R1"], "mAP": numbers["mAP"],
+            "mINP": numbers.get("mINP"), "run": str(trained.run_dir)}  # fmt: skip
+
+
+def transfer_matrix(
+    runs: Sequence[RunInfo],
+    targets: Sequence[str],
+    *,
+    flip: bool = False,
+    in_domain: bool = True,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """One row per (run, target): every run on every target (and, with ``in_domain``, on its own source when that
+    has a test split). Columns :data:`COLUMNS`."""
+    from tqdm.auto import tqdm
+
+    rows = []
+    for info in tqdm(runs, desc="runs", unit="run", disable=not progress):
+        trained = load_run(info)
+        own = [trained.preset.dataset] if in_domain and trained.preset.dataset not in targets else []
+        for target in [*own, *targets]:
+            try:
+                rows.append(transfer_row(trained, target, flip=flip, device=device, variant=variant_label(info)))
+            except ValueError as exc:
+                if target not in own:
+                    raise
+                print(f"{info.path.name}: own source not evaluated ({exc})")
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def zero_shot_rows(targets: Sequence[str], *, backbone: str | None = None, flip: bool = False,
+                   device: torch.device | str | None = None, profile: str = "smoke") -> pd.DataFrame:  # fmt: skip
+    """True zero-shot CLIP (no ReID training) on each target: CLIP's image embedding, cosine, image to image.
+
+    ``backbone`` defaults to the smoke CLIP-ReID preset's (the lab's small CLIP) or the full one's (ViT-B/16)."""
+    from reidlab.methods.clip_zero_shot import zero_shot_for
+
+    preset = get_preset("clip_reid", profile)
+    if backbone is not None:
+        preset = preset.replace(model=backbone)
+    model = zero_shot_for(preset)
+    rows = []
+    for target in targets:
+        data = load_method_dataset(preset.replace(dataset=target))
+        rank = evaluate_method(get_method("clip_reid"), model, data, preset, flip=flip, device=device)
+        rows.append({"method": "clip_zero_shot", "variant": preset.model, "source": "none (no ReID training)",
+                     "target": target, "setting": "zero-shot", "protocol": rank.protocol, "ap": rank.ap,
+                     "flip_tta": flip, **{k: round(v, 2) for k, v in rank.as_dict().items() if k in ("R1", "mAP",
+                                                                                               "mINP")},
+                     "run": ""})  # fmt: skip
+    return pd.DataFrame(rows, columns=list(COLUMNS))
