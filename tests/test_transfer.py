@@ -92,3 +92,13 @@ def test_ranking_and_its_reading_come_from_the_numbers():
     assert "in-domain: bot leads with 80.0 mean mAP over 1 cell(s)." in text
     with pytest.raises(ValueError, match="lacks column"):
         rank_methods(frame.drop(columns=["mAP"]))
+
+
+def test_cross_modality_runs_are_scored_on_their_own_pair(tmp_path):
+    run("ivreid", run_dir=tmp_path / "ivreid" / "synth_sysu-smoke", device="cpu", evaluate=False, **TINY)
+    frame = tr.cross_modality_rows("smoke", root=tmp_path, device="cpu")
+    assert len(frame) == 1 and frame.loc[0, "method"] == "ivreid" and frame.loc[0, "protocol"] == "sysu"
+    assert frame.loc[0, "setting"] == "cross-modality" and "10 galleries" in frame.loc[0, "target"]
+    assert 0 < frame.loc[0, "mAP"] <= 100
+    assert (tmp_path / "ivreid" / "synth_sysu-smoke" / "transfer" / "sysu-all-single-noflip.json").is_file()
+    assert tr.matrix_runs("smoke", root=tmp_path) == []  # not part of the single-modality matrix

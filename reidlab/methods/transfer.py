@@ -4,14 +4,15 @@ A run found in the registry (:func:`~reidlab.engine.runs.find_runs`) is rebuilt 
 (:func:`load_run`) and ranks each target's test split with its method's test distance, under one evaluation
 setting for the whole matrix (protocol, AP flavour and flip TTA stated in every row). Each (run, target,
 setting) result is cached in the run folder (``transfer/<target>-<size>-<flip>.json``, keyed on the model
-file's size and time), so a second pass costs nothing and a retrained run is evaluated afresh.
+file's size and time), so a second pass costs nothing and a retrained run is evaluated afresh. Cross-modality
+runs (IV-ReID, and BoT at its budget) are scored on their own modality pair (:func:`cross_modality_rows`).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,33 @@ from reidlab.methods.run import MethodRun, evaluate_method, load_method_dataset
 
 #: The smoke profile's domains: the Market-, Duke-, CUHK03- and MSMT-like worlds (RandPerson-like: source only).
 SMOKE_TARGETS = ("synth_market", "synth_duke", "synth_cuhk03_np", "synth_msmt")
+#: The full profile's targets, where present under ``data/``.
+FULL_TARGETS = ("market1501", "dukemtmc", "cuhk03_np", "msmt17")
+#: The methods of the single-modality matrix, in the order the notebook shows them.
+MATRIX_METHODS = ("bot", "mudeep_v2", "transreid", "dpm", "clip_reid", "clip_reid_baseline", "clip_prompts", "dmf")
 #: Run-name patterns of ablations and budget studies, left out of the matrix unless asked for.
 ABLATION_NAMES = (r"^drop_", r"^epochs\d+", r"trial\d+$")
 #: Methods whose runs are cross-modality (their own protocol, not the single-modality matrix).
 CROSS_MODALITY = ("ivreid",)
 COLUMNS = ("method", "variant", "source", "target", "setting", "protocol", "ap", "flip_tta", "R1", "mAP", "mINP",
            "run")  # fmt: skip
+
+
+def matrix_targets(profile: str) -> list[str]:
+    """The target domains of ``profile``: the synthetic worlds under ``smoke``; under ``full`` the real test sets
+    that are present (each missing one is named with where it goes)."""
+    if profile == "smoke":
+        return list(SMOKE_TARGETS)
+    from reidlab.data import load_dataset
+
+    present = []
+    for name in FULL_TARGETS:
+        try:
+            load_dataset(name)
+            present.append(name)
+        except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
+            print(f"target {name} left out: {str(exc).splitlines()[0]}")
+    return present
 
 
 def run_name(info: RunInfo) -> str:
@@ -86,41 +108,81 @@ def load_run(info: RunInfo | str | Path) -> MethodRun:
                      reused=True, record=record)  # fmt: skip
 
 
-def _cache_file(run_dir: Path, target: str, size: str, flip: bool) -> Path:
-    return run_dir / "transfer" / f"{target}-{size}-{'flip' if flip else 'noflip'}.json"
-
-
 def _model_stamp(run_dir: Path) -> list[float]:
     stat = (run_dir / "model.pt").stat()
     return [stat.st_size, stat.st_mtime]
+
+
+def cached_numbers(run_dir: Path, key: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``compute()``'s numbers for ``key``, saved as ``run_dir/transfer/<key>.json`` and reused while the run's
+    model file is the same (a retrained run, or a damaged file, is computed afresh)."""
+    cache = run_dir / "transfer" / f"{key}.json"
+    stamp = _model_stamp(run_dir)
+    if cache.is_file():
+        try:
+            saved = json.loads(cache.read_text(encoding="utf-8"))
+            if saved.get("model") == stamp:
+                return saved["numbers"]
+        except (json.JSONDecodeError, KeyError):
+            pass
+    numbers = compute()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cache, json.dumps({"model": stamp, "numbers": numbers}, indent=1) + "\n")
+    return numbers
+
+
+def _rounded(rank: Any) -> dict[str, Any]:
+    return {"protocol": rank.protocol, "ap": rank.ap, **{k: round(v, 2) for k, v in rank.as_dict().items()}}
 
 
 def transfer_row(trained: MethodRun, target: str, *, flip: bool = False, device: torch.device | str | None = None,
                  variant: str = "") -> dict[str, Any]:  # fmt: skip
     """One cell: ``trained`` ranks ``target``'s test split (cached in the run folder)."""
     size = getattr(trained.preset, "synth_size", "mini") if target.startswith("synth_") else "release"
-    cache = _cache_file(trained.run_dir, target, size, flip)
-    stamp = _model_stamp(trained.run_dir)
-    numbers = None
-    if cache.is_file():
-        try:
-            saved = json.loads(cache.read_text(encoding="utf-8"))
-            numbers = saved["numbers"] if saved.get("model") == stamp else None
-        except (json.JSONDecodeError, KeyError):
-            numbers = None  # a damaged cache is recomputed
-    if numbers is None:
+
+    def compute() -> dict[str, Any]:
         data = load_method_dataset(trained.preset.replace(dataset=target))
         if not (data.query and data.gallery):
             raise ValueError(f"target {target!r} has no query / gallery split (a training-only world)")
-        rank = evaluate_method(trained.method, trained.model, data, trained.preset, flip=flip, device=device)
-        numbers = {"protocol": rank.protocol, "ap": rank.ap, **{k: round(v, 2) for k, v in rank.as_dict().items()}}
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cache, json.dumps({"model": stamp, "numbers": numbers}, indent=1) + "\n")
+        return _rounded(evaluate_method(trained.method, trained.model, data, trained.preset, flip=flip,
+                                        device=device))  # fmt: skip
+
+    numbers = cached_numbers(trained.run_dir, f"{target}-{size}-{'flip' if flip else 'noflip'}", compute)
     source = trained.preset.dataset
     return {"method": trained.method, "variant": variant, "source": source, "target": target,
             "setting": "in-domain" if source == target else "cross-domain", "protocol": numbers["protocol"],
             "ap": numbers["ap"], "flip_tta": flip, "R1": numbers["R1"], "mAP": numbers["mAP"],
             "mINP": numbers.get("mINP"), "run": str(trained.run_dir)}  # fmt: skip
+
+
+def cross_modality_rows(profile: str, *, flip: bool = False, device: torch.device | str | None = None,
+                        root: str | Path | None = None) -> pd.DataFrame:  # fmt: skip
+    """Every finished run on the SYSU-MM01-like pair (IV-ReID and its same-budget BoT baseline) under the
+    SYSU protocol, all-search single-shot, mean over its 10 random galleries (cached like the matrix)."""
+    from reidlab.methods.cross_modality import evaluate_sysu
+
+    rows = []
+    for info in find_runs(profile=profile, root=root):
+        dataset = info.record.get("dataset", "")
+        if dataset not in ("synth_sysu", "sysu_mm01") or not (info.path / "model.pt").is_file():
+            continue
+        if any(r["method"] == info.record["method"] and r["variant"] == variant_label(info) for r in rows):
+            continue  # newest only
+
+        def compute(info: RunInfo = info) -> dict[str, Any]:
+            trained = load_run(info)
+            frame = evaluate_sysu(trained.method, trained.model, load_method_dataset(trained.preset),
+                                  trained.preset, modes=("all",), shots=(1,), flip=flip, device=device)  # fmt: skip
+            return {"protocol": "sysu", "ap": str(frame["ap"].iloc[0]), "galleries": len(frame),
+                    **{k: round(float(frame[k].mean()), 2) for k in ("R1", "mAP", "mINP")}}  # fmt: skip
+
+        numbers = cached_numbers(info.path, f"sysu-all-single-{'flip' if flip else 'noflip'}", compute)
+        rows.append({"method": info.record["method"], "variant": variant_label(info), "source": dataset,
+                     "target": f"{dataset} (IR → RGB, all-search, single-shot, {numbers['galleries']} galleries)",
+                     "setting": "cross-modality", "protocol": numbers["protocol"], "ap": numbers["ap"],
+                     "flip_tta": flip, "R1": numbers["R1"], "mAP": numbers["mAP"], "mINP": numbers["mINP"],
+                     "run": str(info.path)})  # fmt: skip
+    return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def transfer_matrix(
