@@ -1,7 +1,9 @@
 """Interactive ranking browser (ipywidgets): pick a model and a query, see its ranking, toggle Grad-CAM.
 
 The browser renders matplotlib figures to PNG inside an ``ipywidgets.Image``, so it builds and
-renders without a display (papermill, tests); in Jupyter the controls are live.
+renders without a display (papermill, tests); in Jupyter the controls are live. A model may be
+given as a loader (a function returning its :class:`RetrievalView`), called when it is first
+picked: the model list can name every trained run without ranking them all up front.
 """
 
 from __future__ import annotations
@@ -59,13 +61,23 @@ class RetrievalView:
         return self.model is not None and (self.image_size is not None or self.transform is not None)
 
 
-class RankingBrowser(widgets.VBox):
-    """The widget: model and query pickers, a failures-only filter, top-k, Grad-CAM toggle and method."""
+ViewSource = RetrievalView | Callable[[], RetrievalView]
 
-    def __init__(self, views: Mapping[str, RetrievalView], *, topk: int = 8, cam_method: str = "gradcam"):
+
+class RankingBrowser(widgets.VBox):
+    """The widget: model and query pickers, a failures-only filter, top-k, Grad-CAM toggle and method.
+
+    ``views`` maps a name to a :class:`RetrievalView` or to a loader returning one (called once, when the
+    name is first picked)."""
+
+    def __init__(self, views: Mapping[str, ViewSource], *, topk: int = 8, cam_method: str = "gradcam"):
         if not views:
-            raise ValueError("views: expected at least one named RetrievalView")
-        self.views = dict(views)
+            raise ValueError("views: expected at least one named RetrievalView (or a loader of one)")
+        for name, source in views.items():
+            if not isinstance(source, RetrievalView) and not callable(source):
+                raise TypeError(f"views[{name!r}]: expected a RetrievalView or a function returning one, "
+                                f"got {type(source).__name__}")  # fmt: skip
+        self.views: dict[str, ViewSource] = dict(views)
         self.figure: Figure | None = None
         self._model = widgets.Dropdown(options=list(self.views), description="model")
         self._failures = widgets.Checkbox(value=False, description="failures only (rank-1 wrong)", indent=False)
@@ -97,7 +109,16 @@ class RankingBrowser(widgets.VBox):
 
     @property
     def view(self) -> RetrievalView:
-        return self.views[self._model.value]
+        """The picked model's view (a loader is called on first use and replaced by its view)."""
+        name = self._model.value
+        source = self.views[name]
+        if not isinstance(source, RetrievalView):
+            self._status.value = f"loading {name}…"
+            source = source()
+            if not isinstance(source, RetrievalView):
+                raise TypeError(f"the loader of {name!r} returned {type(source).__name__}, not a RetrievalView")
+            self.views[name] = source
+        return source
 
     def _update_queries(self) -> None:
         quiet, self._quiet = self._quiet, True
@@ -189,9 +210,10 @@ class RankingBrowser(widgets.VBox):
 
 
 def build_browser(
-    views: Mapping[str, RetrievalView] | RetrievalView, *, topk: int = 8, cam_method: str = "gradcam"
+    views: Mapping[str, ViewSource] | RetrievalView, *, topk: int = 8, cam_method: str = "gradcam"
 ) -> RankingBrowser:
-    """Build the ranking browser over one or several named :class:`RetrievalView` s; returns the widget."""
+    """Build the ranking browser over one or several named :class:`RetrievalView` s (or loaders of them);
+    returns the widget."""
     if isinstance(views, RetrievalView):
         views = {"model": views}
     return RankingBrowser(views, topk=topk, cam_method=cam_method)

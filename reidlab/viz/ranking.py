@@ -45,12 +45,13 @@ def ranking_cams(
     cam, query_sample, gallery_samples, *, image_size=None, mean=IMAGENET_MEAN, std=IMAGENET_STD, transform=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Grad-CAM maps for one ranking row: the query explained against its top-1 gallery embedding,
-    each gallery image explained against the query embedding."""
+    each gallery image explained against the query embedding (with the samples' cameras, for SIE)."""
     q = load_tensor(query_sample.path, image_size, mean, std, transform)[None]
     g = torch.stack([load_tensor(s.path, image_size, mean, std, transform) for s in gallery_samples])
-    emb = cam.embed(torch.cat([q, g]))
-    q_map = cam(q, emb[1:2])[0]
-    g_maps = cam(g, emb[0:1].expand(len(g), -1))
+    q_cam, g_cams = [query_sample.camid], [s.camid for s in gallery_samples]
+    emb = cam.embed(torch.cat([q, g]), q_cam + g_cams)
+    q_map = cam(q, emb[1:2], q_cam)[0]
+    g_maps = cam(g, emb[0:1].expand(len(g), -1), g_cams)
     return q_map, g_maps
 
 
