@@ -19,6 +19,7 @@ from reidlab.engine.stages import plain
 from reidlab.methods import build_model, get_preset
 from reidlab.viz import (
     RetrievalView,
+    attention_groups,
     build_browser,
     choose_run,
     is_reid_vit,
@@ -84,6 +85,11 @@ def test_a_run_ranks_its_test_split_with_its_methods_distance(lab):
     assert "mask" in view.features["query"]  # DPM ranks with the query-mask-weighted distance
     assert view.result.num_valid_queries == int(view.metrics.valid.sum())
     assert np.isclose(np.mean(view.metrics.ap[view.metrics.valid]), view.result.mAP, atol=1e-3)
+    shown = view.success_and_failure()
+    assert {label for label, *_ in shown} <= {"success", "failure"} and shown
+    for label, qi, gi, correct in shown:
+        assert correct == (label == "success") and view.metrics.rank1[qi] == correct
+        assert (dataset.gallery[gi].pid == dataset.query[qi].pid) == correct
     retrieval = view.retrieval_view()
     assert isinstance(retrieval, RetrievalView) and retrieval.can_explain and retrieval.mean == (0.485, 0.456, 0.406)
 
@@ -108,6 +114,7 @@ def test_one_gradcam_pair_per_method(lab, tmp_path):
     runs = runs_by_method("smoke", root=runs_root)
     loaded = load_runs([runs["bot"][0], runs["dpm"][0]])
     assert [is_reid_vit(run.model) for run in loaded] == [False, True]
+    assert attention_groups(loaded) == [[loaded[1]]]
     assert loaded[0].dataset is loaded[1].dataset  # one dataset load for both runs
     rows = [run_pair(run) for run in loaded]
     assert [row.query.shape[1:] for row in rows] == [(32, 16), (128, 64)]  # each run's own input size

@@ -47,7 +47,15 @@ from reidlab.viz.images import (
     load_tensor,
     overlay_heatmap,
 )
-from reidlab.viz.method_gallery import LoadedRun, is_reid_vit, load_runs, matching_pair, newest_runs, run_pair
+from reidlab.viz.method_gallery import (
+    LoadedRun,
+    attention_groups,
+    is_reid_vit,
+    load_runs,
+    matching_pair,
+    newest_runs,
+    run_pair,
+)
 from reidlab.viz.per_query import PerQueryResult, per_query_metrics, pick_queries, top_k
 from reidlab.viz.plots import (
     distance_histograms,
@@ -98,6 +106,7 @@ __all__ = [
     "RunView",
     "SimilarityTarget",
     "as_rgb",
+    "attention_groups",
     "attention_maps",
     "attention_rollout",
     "browser_views",

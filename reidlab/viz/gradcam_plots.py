@@ -42,7 +42,8 @@ def plot_cam_pairs(rows: Sequence[CamPair], *, alpha: float = 0.5, suptitle: str
     if not rows:
         raise ValueError("rows: expected at least one CamPair")
     n = len(rows)
-    fig, axes = plt.subplots(n, 4, figsize=(7.6, 2.9 * n + 0.6), squeeze=False)
+    height = 2.9 * n + 0.6
+    fig, axes = plt.subplots(n, 4, figsize=(7.6, height), squeeze=False)
     for row, pair in enumerate(rows):
         q_map, g_map, sim = pair.cam.pair(pair.query, pair.gallery, pair.camids)
         q_rgb = as_rgb(pair.query, mean=pair.mean, std=pair.std)
@@ -62,8 +63,8 @@ def plot_cam_pairs(rows: Sequence[CamPair], *, alpha: float = 0.5, suptitle: str
         axes[row, 0].set_ylabel(f"{pair.label or f'pair {row + 1}'}\ncos = {sim:.3f}", fontsize=9)
     methods = sorted({pair.cam.method for pair in rows})
     fig.suptitle(suptitle or f"What made each pair match ({', '.join(methods)}, target = cosine to the other image)",
-                 fontsize=10)  # fmt: skip
-    fig.subplots_adjust(right=0.86, wspace=0.08, hspace=0.35)
+                 fontsize=10, y=1 - 0.1 / height)  # fmt: skip
+    fig.subplots_adjust(top=1 - 0.75 / height, bottom=0.2 / height, right=0.86, wspace=0.08, hspace=0.35)
     cax = fig.add_axes((0.89, 0.15, 0.025, 0.7))
     fig.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap="jet"), cax=cax, label="relevance (normalised per image)")
     save_figure(fig, save)

@@ -93,3 +93,14 @@ def run_pair(run: LoadedRun, *, cam_method: str = "gradcam", target_layer: Any =
 def is_reid_vit(model: nn.Module) -> bool:
     """Whether ``model`` runs the lab's ReID ViT (TransReID, DPM, DMF): its attention can be recorded and rolled out."""
     return isinstance(getattr(model, "vit", None), ReIDViT)
+
+
+def attention_groups(runs: Sequence[LoadedRun]) -> list[list[LoadedRun]]:
+    """The ReID-ViT runs grouped by test split and input recipe: one attention figure per group, on the same
+    images (TransReID and DPM of one world side by side)."""
+    groups: dict[tuple[Any, ...], list[LoadedRun]] = {}
+    for run in runs:
+        if is_reid_vit(run.model):
+            groups.setdefault((run.dataset.name, get_preprocessing(run.model)), []).append(run)
+    return list(groups.values())
+

@@ -27,7 +27,7 @@ from reidlab.methods import build_model, evaluate_method, get_method, get_preset
 from reidlab.preprocessing import Preprocessing, get_preprocessing
 from reidlab.profiles import get_profile
 from reidlab.viz.browser import RetrievalView
-from reidlab.viz.per_query import PerQueryResult, per_query_metrics
+from reidlab.viz.per_query import PerQueryResult, per_query_metrics, top_k
 
 #: The order methods are offered in (registered methods not listed here follow, sorted).
 METHOD_ORDER = ("bot", "mudeep_v2", "ivreid", "transreid", "dpm", "dmf", "clip_reid", "clip_reid_baseline",
@@ -45,11 +45,11 @@ def methods_in_order() -> list[str]:
     return [m for m in METHOD_ORDER if m in registered] + sorted(set(registered) - set(METHOD_ORDER))
 
 
-def runs_by_method(profile: str, *, root: str | Path | None = None) -> dict[str, list[RunInfo]]:
+def runs_by_method(profile: str, *, root: str | Path | None = None, **preset_fields: Any) -> dict[str, list[RunInfo]]:
     """Every registered method -> its finished runs of ``profile`` that hold a ``model.pt``, newest first (an empty
-    list when it has none)."""
+    list when it has none); ``preset_fields`` keep the runs whose recorded preset has these values."""
     found: dict[str, list[RunInfo]] = {m: [] for m in methods_in_order()}
-    for info in find_runs(profile=profile, root=root):
+    for info in find_runs(profile=profile, root=root, **preset_fields):
         method = info.record.get("method")
         if method in found and (info.path / "model.pt").is_file():
             found[method].append(info)
@@ -149,6 +149,26 @@ class RunView:
         pre = self.preprocessing
         return build_test_transform(pre.image_size, interpolation=pre.interpolation, normalization=pre.normalization)
 
+    def top1(self, query_index: int) -> tuple[int, bool]:
+        """The query's rank-1 gallery index (junk skipped, as in the protocol) and whether it is a true match."""
+        q, g = self.dataset.query, self.dataset.gallery
+        order, _, matches = top_k(self.distmat, [s.pid for s in q], [s.pid for s in g], [s.camid for s in q],
+                                  [s.camid for s in g], int(query_index), 1)  # fmt: skip
+        return int(order[0]), bool(matches[0])
+
+    def success_and_failure(self) -> list[tuple[str, int, int, bool]]:
+        """``(label, query, rank-1 gallery, correct)`` for the best query whose rank-1 result is right and the worst
+        whose rank-1 result is wrong (by AP), each when there is one."""
+        m = self.metrics
+        ap = np.where(m.valid, m.ap, np.nan)
+        rows = []
+        for label, keep in (("success", m.valid & m.rank1), ("failure", m.valid & ~m.rank1)):
+            if keep.any():
+                scores = np.where(keep, ap, np.nan)
+                qi = int(np.nanargmax(scores) if label == "success" else np.nanargmin(scores))
+                rows.append((label, qi, *self.top1(qi)))
+        return rows
+
     def retrieval_view(self, target_layer: Any = None) -> RetrievalView:
         """The browser's view of this ranking (Grad-CAM through the model's own transform)."""
         pre = self.preprocessing
@@ -188,11 +208,12 @@ def initial_view(view: RunView, *, device: torch.device | str | None = None) -> 
 
 def browser_views(runs: Mapping[str, list[RunInfo]], loaded: Mapping[str, RunView], *,
                   device: torch.device | str | None = None, target_layer: Any = None) -> dict[str, Any]:  # fmt: skip
-    """The browser's model list: the ``loaded`` views first, then every other run, loaded when first picked."""
+    """The browser's model list: the ``loaded`` views first (Grad-CAM at ``target_layer``, None: the family's), then
+    every other run, loaded when first picked (at its family's layer: a layer name fits one architecture)."""
     views: dict[str, Any] = {label: view.retrieval_view(target_layer) for label, view in loaded.items()}
     for infos in runs.values():
         for info in infos:
             label = run_label(info)
             if label not in views:
-                views[label] = lambda info=info: load_run_view(info, device=device).retrieval_view(target_layer)
+                views[label] = lambda info=info: load_run_view(info, device=device).retrieval_view()
     return views
