@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from reidlab.weights import Pretrained, resolve_weights
+from reidlab.weights import Pretrained
 
 OPENAI_TEXT = "ViT-B-16"
 LAB_TEXT = "clip_tiny_synth"
@@ -100,21 +100,9 @@ def _lab_text(pretrained: Pretrained) -> TextTokenEncoder:
 
 
 def _openai_text(pretrained: Pretrained) -> TextTokenEncoder:
-    import open_clip
+    from reidlab.models.clip_weights import load_clip
 
-    tokenizer = open_clip.get_tokenizer("ViT-B-16-quickgelu")
-    path = resolve_weights(OPENAI_TEXT, pretrained)
-    record = None
-    if path is None:
-        clip = open_clip.create_model("ViT-B-16-quickgelu", pretrained=None)
-    else:
-        try:
-            clip = open_clip.load_openai_model(str(path), precision="fp32", device="cpu")
-        except Exception as error:  # noqa: BLE001 - re-raised naming the file
-            raise ValueError(f"{path}: cannot be read as OpenAI's CLIP ViT-B/16 file ({type(error).__name__}: "
-                             f"{str(error)[:200]})") from None  # fmt: skip
-        record = {"file": str(path), "source": "release", "tensors_loaded": len(clip.state_dict()),
-                  "tensors_total": len(clip.state_dict()), "fraction_loaded": 1.0}  # fmt: skip
+    clip, tokenizer, record = load_clip(OPENAI_TEXT, pretrained)
     start, end = tokenizer.sot_token_id, tokenizer.eot_token_id
 
     def names(ids: Sequence[int]) -> list[str]:
