@@ -25,6 +25,7 @@ from reidlab.viz import (
     is_reid_vit,
     load_run_view,
     load_runs,
+    main_runs,
     plot_cam_pairs,
     run_pair,
     run_views,
@@ -34,13 +35,13 @@ from reidlab.viz import (
 from reidlab.viz.run_views import browser_views, evaluation_split
 
 
-def write_run(runs_root, method, preset, dataset, finished="2024-01-01 00:00:00"):
+def write_run(runs_root, method, preset, dataset, finished="2024-01-01 00:00:00", name=None):
     """A finished run folder as ``reidlab.methods.run`` leaves it (untrained weights: no training here)."""
     model, _ = build_model(method, preset, dataset)
-    folder = run_folder(method, preset.dataset, preset.profile, root=runs_root)
+    folder = run_folder(method, preset.dataset, preset.profile, name, root=runs_root)
     folder.mkdir(parents=True)
     save_model(folder / "model.pt", model)
-    write_run_record(folder, {"method": method, "dataset": preset.dataset, "profile": preset.profile,
+    write_run_record(folder, {"method": method, "dataset": preset.dataset, "profile": preset.profile, "name": name,
                               "status": "finished", "preset": plain(preset.as_dict()), "finished": finished,
                               "metrics": {"R1": 12.5, "mAP": 10.0}})  # fmt: skip
     return folder
@@ -48,7 +49,7 @@ def write_run(runs_root, method, preset, dataset, finished="2024-01-01 00:00:00"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A Market-layout fake dataset and two finished smoke runs on it: BoT (newer) and DPM (SIE on 2 cameras)."""
+    """A Market-layout fake dataset and finished smoke runs on it: BoT, a newer named BoT variant, DPM (SIE)."""
     root = tmp_path_factory.mktemp("lab")
     data_root = write_market_layout(root, num_ids=6, per_id=4, size=(32, 16)).parent
     dataset = load_dataset("market1501", root=data_root)
@@ -57,6 +58,7 @@ def lab(tmp_path_factory):
     bot = get_preset("bot", "smoke", **common, image_size=(32, 16))
     dpm = get_preset("dpm", "smoke", **common)
     write_run(runs_root, "bot", bot, dataset, finished="2024-01-02 00:00:00")
+    write_run(runs_root, "bot", bot, dataset, finished="2024-01-03 00:00:00", name="dg")
     write_run(runs_root, "dpm", dpm, dataset)
     return runs_root, dataset
 
@@ -65,9 +67,13 @@ def test_every_method_is_listed_with_its_runs_or_what_trains_it(lab):
     runs_root, _ = lab
     runs = runs_by_method("smoke", root=runs_root)
     assert list(runs)[:3] == ["bot", "mudeep_v2", "ivreid"] and "clip_prompts" in runs
-    assert [len(runs[m]) for m in ("bot", "dpm", "transreid", "clip_reid")] == [1, 1, 0, 0]
-    table = runs_table(runs, "smoke").set_index("method")
-    assert table.loc["bot", "run"] == "market1501-smoke" and table.loc["bot", "mAP"] == 10.0
+    assert [len(runs[m]) for m in ("bot", "dpm", "transreid", "clip_reid")] == [2, 1, 0, 0]
+    # the method's own run before a newer named variant
+    assert [i.path.name for i in runs["bot"]] == ["market1501-smoke", "market1501-smoke-dg"]
+    assert [i.record["method"] for i in main_runs(runs)] == ["bot", "dpm"]
+    table = runs_table(runs, "smoke")
+    assert table["run"].tolist()[:2] == ["market1501-smoke", "market1501-smoke-dg"] and table["mAP"][0] == 10.0
+    table = table.drop_duplicates("method").set_index("method")
     assert "notebooks/04_transreid_dpm.ipynb" in table.loc["transreid", "note"]
     assert choose_run(runs, "auto").record["method"] == "bot"
     assert choose_run(runs, "dpm").path.parent.name == "dpm"
@@ -100,7 +106,7 @@ def test_the_browser_loads_another_run_when_it_is_picked(lab):
     first = load_run_view(runs["bot"][0])
     views = browser_views(runs, {first.label: first})
     dpm_label = "dpm · market1501-smoke"
-    assert list(views) == [first.label, dpm_label] and callable(views[dpm_label])
+    assert list(views) == [first.label, "bot · market1501-smoke-dg", dpm_label] and callable(views[dpm_label])
     browser = build_browser(views, topk=3)
     assert callable(browser.views[dpm_label])  # not loaded before it is picked
     fig = browser.select(model=dpm_label, query=int(np.flatnonzero(first.metrics.valid)[0]), cam=True)

@@ -52,8 +52,8 @@ from reidlab.viz.method_gallery import (
     attention_groups,
     is_reid_vit,
     load_runs,
+    main_runs,
     matching_pair,
-    newest_runs,
     run_pair,
 )
 from reidlab.viz.per_query import PerQueryResult, per_query_metrics, pick_queries, top_k
@@ -134,12 +134,12 @@ __all__ = [
     "load_run_view",
     "load_runs",
     "load_tensor",
+    "main_runs",
     "mask_agreement",
     "mask_region_map",
     "matching_pair",
     "missing_run_note",
     "model_inputs",
-    "newest_runs",
     "occlusion_examples",
     "overlay_heatmap",
     "per_camera_accuracy",

@@ -1,4 +1,4 @@
-"""Every method in one set of pictures: the newest run of each method loaded with a test split to show it on, a
+"""Every method in one set of pictures: the main run of each method loaded with a test split to show it on, a
 Grad-CAM pair per run (a query and its true match from another camera), and which runs are ReID ViTs (attention
 rollout) or DPM (masks). Nothing is ranked or trained here, so it stays cheap with many runs."""
 
@@ -47,8 +47,9 @@ class LoadedRun:
         return images, camids, [f"ID {s.pid} · cam {s.camid}" for s in samples]
 
 
-def newest_runs(runs: Mapping[str, Sequence[RunInfo]]) -> list[RunInfo]:
-    """The newest run of every method that has one (``runs``: method -> runs, newest first)."""
+def main_runs(runs: Mapping[str, Sequence[RunInfo]]) -> list[RunInfo]:
+    """The first run of every method that has one (:func:`~reidlab.viz.run_views.runs_by_method` lists its newest
+    unnamed run first)."""
     return [infos[0] for infos in runs.values() if infos]
 
 

@@ -46,14 +46,15 @@ def methods_in_order() -> list[str]:
 
 
 def runs_by_method(profile: str, *, root: str | Path | None = None, **preset_fields: Any) -> dict[str, list[RunInfo]]:
-    """Every registered method -> its finished runs of ``profile`` that hold a ``model.pt``, newest first (an empty
-    list when it has none); ``preset_fields`` keep the runs whose recorded preset has these values."""
+    """Every registered method -> its finished runs of ``profile`` that hold a ``model.pt`` (an empty list when it has
+    none): the method's own runs (no run name) first, then named variants (ablations, baselines trained for another
+    notebook), each newest first; ``preset_fields`` keep the runs whose recorded preset has these values."""
     found: dict[str, list[RunInfo]] = {m: [] for m in methods_in_order()}
-    for info in find_runs(profile=profile, root=root, **preset_fields):
+    for info in find_runs(profile=profile, root=root, **preset_fields):  # newest first
         method = info.record.get("method")
         if method in found and (info.path / "model.pt").is_file():
             found[method].append(info)
-    return found
+    return {m: sorted(infos, key=lambda i: bool(i.record.get("name"))) for m, infos in found.items()}
 
 
 def run_label(info: RunInfo) -> str:
@@ -86,8 +87,8 @@ def runs_table(runs: Mapping[str, list[RunInfo]], profile: str) -> pd.DataFrame:
 def choose_run(
     runs: Mapping[str, list[RunInfo]], method: str = "auto", run: str | Path | None = None
 ) -> RunInfo | None:
-    """The run to show: the folder ``run`` if given, else the newest run of ``method`` (``"auto"``: of the first
-    method, in :data:`METHOD_ORDER`, that has one); None when there is none."""
+    """The run to show: the folder ``run`` if given, else the first run of ``method`` in ``runs`` (its newest unnamed
+    run; ``"auto"``: of the first method, in :data:`METHOD_ORDER`, that has one); None when there is none."""
     if run is not None:
         record = read_run_record(run)
         if record is None:
