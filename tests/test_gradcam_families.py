@@ -158,3 +158,22 @@ def test_ranking_overlays_pass_the_samples_cameras(tmp_path):
     transform = build_test_transform((h, w))
     q_map, g_maps = ranking_cams(EmbeddingCAM(model), samples[0], samples[1:], transform=transform)
     assert q_map.shape == (h, w) and g_maps.shape == (2, h, w) and np.isfinite(g_maps).all()
+
+
+def test_a_named_layer_serves_a_model_without_a_family():
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(3, 4)
+
+        def forward(self, images):
+            return self.proj(images.permute(0, 2, 3, 1)).mean((1, 2))
+
+    model = Linear()
+    with pytest.raises(ValueError, match="cannot choose a Grad-CAM target layer"):
+        EmbeddingCAM(model)
+    cam = EmbeddingCAM(model, target_layer="proj", reshape_transform=lambda x: x.permute(0, 3, 1, 2))
+    assert cam.target_layers == (model.proj,) and cam.layer_names() == ["proj"]
+    maps = cam(images((8, 4), 10), torch.randn(4))
+    assert maps.shape == (2, 8, 4) and np.isfinite(maps).all()
+

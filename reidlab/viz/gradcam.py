@@ -161,8 +161,14 @@ class EmbeddingCAM:
         self.model = model
         self.method = method
         self.cam_cls = cam_class(method)
-        self.family = gradcam_layers(model)
-        self.target_layers = _resolve_layers(model, target_layer) or self.family.layers
+        chosen = _resolve_layers(model, target_layer)
+        try:
+            self.family = gradcam_layers(model)
+        except ValueError:  # no layer of its own to offer; fine when the caller names one
+            if chosen is None:
+                raise
+            self.family = CamLayers("declared", chosen)
+        self.target_layers = chosen or self.family.layers
         if reshape_transform == AUTO:
             reshape_transform = self.family.reshape_transform
         self.reshape_transform = reshape_transform
