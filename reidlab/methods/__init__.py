@@ -26,6 +26,7 @@ from reidlab.methods.run import (
     evaluate_method,
     load_method_dataset,
     metrics_record,
+    recorded_preset,
     run,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "list_methods",
     "load_method_dataset",
     "metrics_record",
+    "recorded_preset",
     "register_method",
     "run",
 ]

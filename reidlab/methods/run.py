@@ -125,6 +125,12 @@ def pretrained_record(model: nn.Module) -> list[dict[str, Any]]:
     return found
 
 
+def recorded_preset(record: dict[str, Any]) -> Any:
+    """The preset a run recorded in its ``run.json``, typed again (``get_preset`` under its method and profile)."""
+    fields = {k: v for k, v in (record.get("preset") or {}).items() if k != "profile"}
+    return get_preset(record["method"], record["profile"], **fields)
+
+
 def recorded_method(run_dir: Path) -> str | None:
     """The method a run folder belongs to (from ``run.json``, else its checkpoint), None for an empty folder."""
     record = read_run_record(run_dir)

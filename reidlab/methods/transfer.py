@@ -22,7 +22,7 @@ import torch
 from reidlab.engine.runs import RunInfo, find_runs, read_run_record
 from reidlab.io import atomic_write_text
 from reidlab.methods.registry import get_method, get_preset
-from reidlab.methods.run import MethodRun, evaluate_method, load_method_dataset
+from reidlab.methods.run import MethodRun, evaluate_method, load_method_dataset, recorded_preset
 
 #: The smoke profile's domains: the Market-, Duke-, CUHK03- and MSMT-like worlds (RandPerson-like: source only).
 SMOKE_TARGETS = ("synth_market", "synth_duke", "synth_cuhk03_np", "synth_msmt")
@@ -101,8 +101,7 @@ def load_run(info: RunInfo | str | Path) -> MethodRun:
     record = info.record
     if record.get("status") != "finished" or not (info.path / "model.pt").is_file():
         raise ValueError(f"{info.path}: not a finished run (status {record.get('status')!r}, model.pt missing?)")
-    fields = {k: v for k, v in (record.get("preset") or {}).items() if k != "profile"}
-    preset = get_preset(record["method"], record["profile"], **fields)
+    preset = recorded_preset(record)
     model = load_trained_model(info.path / "model.pt")
     return MethodRun(record["method"], preset, None, info.path, model, dict(record.get("metrics") or {}),
                      reused=True, record=record)  # fmt: skip

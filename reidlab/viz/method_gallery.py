@@ -14,12 +14,13 @@ from torch import nn
 from reidlab.data import ReIDDataset, Sample
 from reidlab.engine import load_trained_model
 from reidlab.engine.runs import RunInfo
+from reidlab.methods import recorded_preset
 from reidlab.models.vit import ReIDViT
 from reidlab.preprocessing import get_preprocessing
 from reidlab.viz.gradcam import EmbeddingCAM
 from reidlab.viz.gradcam_plots import CamPair
 from reidlab.viz.reid_vit import model_inputs
-from reidlab.viz.run_views import evaluation_split, run_label, run_preset
+from reidlab.viz.run_views import evaluation_split, run_label
 
 
 @dataclass
@@ -58,7 +59,7 @@ def load_runs(infos: Sequence[RunInfo], *, device: torch.device | str | None = N
     splits: dict[tuple[Any, ...], tuple[ReIDDataset, str]] = {}
     loaded = []
     for info in infos:
-        preset = run_preset(info)
+        preset = recorded_preset(info.record)
         key = (preset.dataset, getattr(preset, "synth_size", None), getattr(preset, "data_root", None))
         if key not in splits:
             splits[key] = evaluation_split(preset)

@@ -23,7 +23,14 @@ from reidlab.data import ReIDDataset, build_test_transform
 from reidlab.engine import load_trained_model, seed_everything
 from reidlab.engine.runs import RunInfo, find_runs, read_run_record
 from reidlab.evaluation import RankResult, compute_distance
-from reidlab.methods import build_model, evaluate_method, get_method, get_preset, list_methods, load_method_dataset
+from reidlab.methods import (
+    build_model,
+    evaluate_method,
+    get_method,
+    list_methods,
+    load_method_dataset,
+    recorded_preset,
+)
 from reidlab.preprocessing import Preprocessing, get_preprocessing
 from reidlab.profiles import get_profile
 from reidlab.viz.browser import RetrievalView
@@ -99,13 +106,6 @@ def choose_run(
     if method not in runs:
         raise ValueError(f"method: expected 'auto' or one of {list(runs)}, got {method!r}")
     return runs[method][0] if runs[method] else None
-
-
-def run_preset(info: RunInfo) -> Any:
-    """The run's preset, typed again from its ``run.json``."""
-    record = info.record
-    fields = {k: v for k, v in (record.get("preset") or {}).items() if k != "profile"}
-    return get_preset(record["method"], record["profile"], **fields)
 
 
 def evaluation_split(preset: Any) -> tuple[ReIDDataset, str]:
@@ -192,7 +192,7 @@ def rank_view(
 
 def load_run_view(info: RunInfo, *, device: torch.device | str | None = None) -> RunView:
     """A finished run's trained model ranking its test split (see the module docstring)."""
-    preset = run_preset(info)
+    preset = recorded_preset(info.record)
     dataset, note = evaluation_split(preset)
     model = load_trained_model(info.path)
     return rank_view(run_label(info), info.record["method"], preset, model, dataset, device=device, note=note,
