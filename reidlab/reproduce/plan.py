@@ -136,7 +136,8 @@ def describe_plan(table: Table, planned: list[PlannedCell]) -> str:
     for p in planned:
         c = p.cell
         state = "ready" if p.ready else "missing " + ", ".join(f"{r.kind} {r.name}" for r in p.missing)
-        extra = f" x{c.models} models" if c.models > 1 else ""
+        extra = (f" x{c.models} models" if c.models > 1 else "") + (
+            f" on {c.gpus} GPUs (torchrun --nproc_per_node {c.gpus})" if c.gpus > 1 else "")
         lines.append(f"  {c.row:<22} {c.method:<13} {p.source} -> {p.target}{extra}; paper R1 {c.paper['R1']} / "
                      f"mAP {c.paper['mAP']} ({c.protocol}, {c.ap} AP, TTA {'on' if c.tta else 'off'}): {state}")
     missing = {(r.kind, r.name): r.detail for p in planned for r in p.missing}

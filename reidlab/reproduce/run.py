@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from reidlab.engine.distributed import is_main_process
 from reidlab.io import atomic_write_text
 from reidlab.markdown import markdown_table
 from reidlab.paths import figures_dir, runs_dir
@@ -116,9 +117,11 @@ def reproduce(name: str, profile: str = "full", *, device: torch.device | str | 
     todo = [p for p in planned if p.ready and p.cell.key not in done]
     for p in tqdm(todo, desc=f"{table.name} ({profile})", unit="cell"):
         done[p.cell.key] = run_cell(p, device=device, **overrides)
-        atomic_write_text(path, json.dumps(done, indent=1) + "\n")
+        if is_main_process():  # under torchrun every rank trains; one writes
+            atomic_write_text(path, json.dumps(done, indent=1) + "\n")
     frame = table_frame(table, planned, done)
-    write_outputs(table, profile, frame)
+    if is_main_process():
+        write_outputs(table, profile, frame)
     return frame
 
 
