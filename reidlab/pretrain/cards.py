@@ -32,6 +32,22 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def fingerprint(path: Path) -> str:
+    """SHA-256 of a safetensors file's content: its metadata (sorted) and every tensor (sorted by name: dtype,
+    shape, bytes). The file's own bytes are not reproducible — safetensors writes the metadata keys in an
+    arbitrary order — so "the same weights" means the same fingerprint."""
+    from safetensors import safe_open
+
+    digest = hashlib.sha256()
+    with safe_open(str(path), framework="pt") as handle:
+        digest.update(json.dumps(handle.metadata() or {}, sort_keys=True).encode())
+        for name in sorted(handle.keys()):
+            tensor = handle.get_tensor(name).contiguous()
+            digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
 def card_path(weights: Path) -> Path:
     return weights.with_suffix(".json")
 
@@ -70,7 +86,7 @@ def export_weights(spec, preset, backbone: nn.Module, dataset, result, *, wall_s
     target.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(new), metadata=metadata)
     try:
-        if target.is_file() and sha256(target) != sha256(new) and not overwrite:
+        if target.is_file() and fingerprint(target) != fingerprint(new) and not overwrite:
             raise FileExistsError(
                 f"{target} already holds other lab weights for {spec.name!r}; pass overwrite=True (--overwrite) "
                 "to replace them"
@@ -88,6 +104,7 @@ def export_weights(spec, preset, backbone: nn.Module, dataset, result, *, wall_s
         "description": spec.description,
         "file": target.name,
         "sha256": sha256(target),
+        "fingerprint": fingerprint(target),
         "dtype": preset.export_dtype,
         "parameters": int(sum(p.numel() for p in backbone.parameters())),
         "preprocessing": backbone.preprocessing.as_dict() if hasattr(backbone, "preprocessing") else None,

@@ -1,7 +1,7 @@
 """The pretraining world and what each of its images is labelled with: identity, attributes, caption.
 
 ``synth_pretrain`` (:mod:`reidlab.data.synthetic.catalog`) is a RandPerson-style world (random palettes, 11
-scenes / 19 cameras, training split only) generated for pretraining alone: mini = 600 identities / 7,200
+scenes / 19 cameras, training split only) generated for pretraining alone: mini = 3,000 identities / 12,000
 images, full = 8,000 / 160,000, world seed 0. The generator draws identities from a random stream keyed on
 the world's own name, so no identity of it is an identity of an evaluation world (checked in the tests).
 """

@@ -222,7 +222,7 @@ _add(WorldSpec(
 _add(WorldSpec(
     name="synth_pretrain", stands_for="randperson", layout="randperson", domain=RANDPERSON, num_cams=19,
     sizes={
-        "mini": RandPersonSizes(ids=600, images=7200, cameras_per_scene=(2, 2, 1, 2, 1, 2, 2, 1, 2, 2, 2)),
+        "mini": RandPersonSizes(ids=3000, images=12000, cameras_per_scene=(2, 2, 1, 2, 1, 2, 2, 1, 2, 2, 2)),
         "full": RandPersonSizes(ids=8000, images=160000, cameras_per_scene=(2, 2, 1, 2, 1, 2, 2, 1, 2, 2, 2)),
     },
     description="the lab's pretraining world (reidlab.pretrain): RandPerson-style random palettes, 19 cameras, "
