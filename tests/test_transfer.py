@@ -102,3 +102,24 @@ def test_cross_modality_runs_are_scored_on_their_own_pair(tmp_path):
     assert 0 < frame.loc[0, "mAP"] <= 100
     assert (tmp_path / "ivreid" / "synth_sysu-smoke" / "transfer" / "sysu-all-single-noflip.json").is_file()
     assert tr.matrix_runs("smoke", root=tmp_path) == []  # not part of the single-modality matrix
+
+
+def test_unseen_cameras_switch_sie_off_for_that_target_only():
+    import torch
+
+    from reidlab.models import create_model
+
+    model = create_model("transreid_vit_tiny_d6_patch16", num_classes=0, pretrained=False, image_size=(64, 32),
+                         sie_cameras=3, jpm=False).eval()  # fmt: skip
+    images = torch.randn(2, 3, 64, 32)
+    unseen = torch.tensor([1, 5])
+    with pytest.raises(ValueError, match="SIE ids must be in"):
+        model(images, unseen)
+    table = model.vit.sie_embed
+    with torch.no_grad(), tr.sie_for_target(model, 6) as note:
+        agnostic = model(images, unseen)
+        assert torch.equal(agnostic, model(images, torch.tensor([0, 2])))  # the camera no longer matters
+    assert note == "SIE off: the target has 6 cameras, the model's table 3"
+    assert model.vit.sie_embed is table  # restored
+    with torch.no_grad(), tr.sie_for_target(model, 3) as note:
+        assert note == "" and not torch.equal(model(images, torch.tensor([0, 0])), model(images, torch.tensor([2, 2])))

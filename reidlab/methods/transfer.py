@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
+import torch.nn as nn
 
 from reidlab.engine.runs import RunInfo, find_runs, read_run_record
 from reidlab.io import atomic_write_text
@@ -35,7 +37,11 @@ ABLATION_NAMES = (r"^drop_", r"^epochs\d+", r"trial\d+$")
 #: Methods whose runs are cross-modality (their own protocol, not the single-modality matrix).
 CROSS_MODALITY = ("ivreid",)
 COLUMNS = ("method", "variant", "source", "target", "setting", "protocol", "ap", "flip_tta", "R1", "mAP", "mINP",
-           "run")  # fmt: skip
+           "note", "run")  # fmt: skip
+
+
+class NoTestSplit(ValueError):
+    """A target without query / gallery images (a training-only world such as the RandPerson-like one)."""
 
 
 def matrix_targets(profile: str) -> list[str]:
@@ -130,6 +136,24 @@ def cached_numbers(run_dir: Path, key: str, compute: Callable[[], dict[str, Any]
     return numbers
 
 
+@contextmanager
+def sie_for_target(model: nn.Module, num_cameras: int) -> Iterator[str]:
+    """Camera embeddings (SIE) for a target whose cameras the model's table does not have: each SIE table smaller
+    than ``num_cameras`` is switched off while the block runs (the model ranks camera-agnostically), and the
+    yielded note says so ('' when nothing changed). A camera id of another domain means nothing to the table."""
+    small = [(m, m.sie_embed) for m in model.modules()
+             if isinstance(getattr(m, "sie_embed", None), nn.Parameter)
+             and int(getattr(m, "sie_cameras", 0) or m.sie_embed.shape[0]) < num_cameras]  # fmt: skip
+    for module, _ in small:
+        module.sie_embed = None
+    try:
+        yield (f"SIE off: the target has {num_cameras} cameras, the model's table "
+               f"{int(getattr(small[0][0], 'sie_cameras', 0) or small[0][1].shape[0])}") if small else ""
+    finally:
+        for module, table in small:
+            module.sie_embed = table
+
+
 def _rounded(rank: Any) -> dict[str, Any]:
     return {"protocol": rank.protocol, "ap": rank.ap, **{k: round(v, 2) for k, v in rank.as_dict().items()}}
 
@@ -142,16 +166,18 @@ def transfer_row(trained: MethodRun, target: str, *, flip: bool = False, device:
     def compute() -> dict[str, Any]:
         data = load_method_dataset(trained.preset.replace(dataset=target))
         if not (data.query and data.gallery):
-            raise ValueError(f"target {target!r} has no query / gallery split (a training-only world)")
-        return _rounded(evaluate_method(trained.method, trained.model, data, trained.preset, flip=flip,
-                                        device=device))  # fmt: skip
+            raise NoTestSplit(f"target {target!r} has no query / gallery split (a training-only world)")
+        cameras = 1 + max(s.camid for s in [*data.query, *data.gallery])
+        with sie_for_target(trained.model, cameras) as note:
+            rank = evaluate_method(trained.method, trained.model, data, trained.preset, flip=flip, device=device)
+        return {**_rounded(rank), "note": note}
 
     numbers = cached_numbers(trained.run_dir, f"{target}-{size}-{'flip' if flip else 'noflip'}", compute)
     source = trained.preset.dataset
     return {"method": trained.method, "variant": variant, "source": source, "target": target,
             "setting": "in-domain" if source == target else "cross-domain", "protocol": numbers["protocol"],
             "ap": numbers["ap"], "flip_tta": flip, "R1": numbers["R1"], "mAP": numbers["mAP"],
-            "mINP": numbers.get("mINP"), "run": str(trained.run_dir)}  # fmt: skip
+            "mINP": numbers.get("mINP"), "note": numbers.get("note", ""), "run": str(trained.run_dir)}  # fmt: skip
 
 
 def cross_modality_rows(profile: str, *, flip: bool = False, device: torch.device | str | None = None,
@@ -180,7 +206,7 @@ def cross_modality_rows(profile: str, *, flip: bool = False, device: torch.devic
                      "target": f"{dataset} (IR → RGB, all-search, single-shot, {numbers['galleries']} galleries)",
                      "setting": "cross-modality", "protocol": numbers["protocol"], "ap": numbers["ap"],
                      "flip_tta": flip, "R1": numbers["R1"], "mAP": numbers["mAP"], "mINP": numbers["mINP"],
-                     "run": str(info.path)})  # fmt: skip
+                     "note": "", "run": str(info.path)})  # fmt: skip
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -197,17 +223,21 @@ def transfer_matrix(
     has a test split). Columns :data:`COLUMNS`."""
     from tqdm.auto import tqdm
 
-    rows = []
+    rows, training_only = [], set()
     for info in tqdm(runs, desc="runs", unit="run", disable=not progress):
         trained = load_run(info)
         own = [trained.preset.dataset] if in_domain and trained.preset.dataset not in targets else []
         for target in [*own, *targets]:
+            if target in training_only:
+                continue
             try:
                 rows.append(transfer_row(trained, target, flip=flip, device=device, variant=variant_label(info)))
-            except ValueError as exc:
+            except NoTestSplit:
                 if target not in own:
                     raise
-                print(f"{info.path.name}: own source not evaluated ({exc})")
+                training_only.add(target)
+    if training_only:
+        print(f"sources without a test split (training only), scored on the targets alone: {sorted(training_only)}")
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -230,5 +260,5 @@ def zero_shot_rows(targets: Sequence[str], *, backbone: str | None = None, flip:
                      "target": target, "setting": "zero-shot", "protocol": rank.protocol, "ap": rank.ap,
                      "flip_tta": flip, **{k: round(v, 2) for k, v in rank.as_dict().items() if k in ("R1", "mAP",
                                                                                                "mINP")},
-                     "run": ""})  # fmt: skip
+                     "note": "no ReID training: CLIP's image embedding", "run": ""})  # fmt: skip
     return pd.DataFrame(rows, columns=list(COLUMNS))
