@@ -34,6 +34,6 @@ def describe_ranking(ranking: pd.DataFrame, *, metric: str = "mAP", by: str = "s
             margin = best[column] - second[column]
             text += (f", {margin:.1f} points ahead of {second['method']} ({second[column]:.1f})"
                      + (" — within a point, so not a clear win" if margin < 1.0 else "")
-                     + f"; the last, {last['method']}, has {last[column]:.1f}")  # fmt: skip
+                     + (f"; the last, {last['method']}, has {last[column]:.1f}" if len(part) > 2 else ""))  # fmt: skip
         sentences.append(text + ".")
     return " ".join(sentences) if sentences else "No results to rank."

@@ -34,8 +34,10 @@ FULL_TARGETS = ("market1501", "dukemtmc", "cuhk03_np", "msmt17")
 MATRIX_METHODS = ("bot", "mudeep_v2", "transreid", "dpm", "clip_reid", "clip_reid_baseline", "clip_prompts", "dmf")
 #: Run-name patterns of ablations and budget studies, left out of the matrix unless asked for.
 ABLATION_NAMES = (r"^drop_", r"^epochs\d+", r"trial\d+$")
-#: Methods whose runs are cross-modality (their own protocol, not the single-modality matrix).
+#: Methods and worlds whose runs are cross-modality (their own protocol, not the single-modality matrix).
 CROSS_MODALITY = ("ivreid",)
+SYSU_WORLDS = ("synth_sysu", "sysu_mm01")
+CROSS_MODALITY_WORLDS = (*SYSU_WORLDS, "synth_regdb", "regdb")
 COLUMNS = ("method", "variant", "source", "target", "setting", "protocol", "ap", "flip_tta", "R1", "mAP", "mINP",
            "note", "run")  # fmt: skip
 
@@ -84,7 +86,9 @@ def matrix_runs(profile: str, *, methods: Iterable[str] | None = None, include_a
     newest: dict[tuple[str, str, str], RunInfo] = {}
     for info in find_runs(profile=profile, root=root):  # newest first
         method = info.record.get("method", "")
-        if method in CROSS_MODALITY or (wanted is not None and method not in wanted):
+        if method in CROSS_MODALITY or info.record.get("dataset") in CROSS_MODALITY_WORLDS:
+            continue
+        if wanted is not None and method not in wanted:
             continue
         if not include_ablations and any(re.search(p, run_name(info)) for p in ABLATION_NAMES):
             continue
@@ -189,7 +193,7 @@ def cross_modality_rows(profile: str, *, flip: bool = False, device: torch.devic
     rows = []
     for info in find_runs(profile=profile, root=root):
         dataset = info.record.get("dataset", "")
-        if dataset not in ("synth_sysu", "sysu_mm01") or not (info.path / "model.pt").is_file():
+        if dataset not in SYSU_WORLDS or not (info.path / "model.pt").is_file():
             continue
         if any(r["method"] == info.record["method"] and r["variant"] == variant_label(info) for r in rows):
             continue  # newest only
