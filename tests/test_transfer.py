@@ -30,6 +30,8 @@ def test_matrix_runs_finds_the_runs_and_leaves_ablations_out(runs_root):
     every = tr.matrix_runs("smoke", root=runs_root, include_ablations=True)
     assert sorted(tr.variant_label(i) for i in every) == ["", "epochs1"]
     assert tr.matrix_runs("smoke", root=runs_root, methods=["dpm"]) == []
+    with pytest.raises(ValueError, match=r"methods: unknown \['nosuch'\]"):
+        tr.matrix_runs("smoke", root=runs_root, methods=["bot", "nosuch"])
 
 
 def test_transfer_matrix_evaluates_every_target_and_caches(runs_root, monkeypatch):

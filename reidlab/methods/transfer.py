@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from reidlab.engine.runs import RunInfo, find_runs, read_run_record
 from reidlab.io import atomic_write_text
-from reidlab.methods.registry import get_method, get_preset
+from reidlab.methods.registry import get_method, get_preset, list_methods
 from reidlab.methods.run import MethodRun, evaluate_method, load_method_dataset, recorded_preset
 
 #: The smoke profile's domains: the Market-, Duke-, CUHK03- and MSMT-like worlds (RandPerson-like: source only).
@@ -83,6 +83,9 @@ def matrix_runs(profile: str, *, methods: Iterable[str] | None = None, include_a
                 root: str | Path | None = None) -> list[RunInfo]:  # fmt: skip
     """The newest finished run per (method, source, variant) of ``profile``, single-modality methods only."""
     wanted = set(methods) if methods is not None else None
+    unknown = sorted(wanted - set(list_methods())) if wanted is not None else []
+    if unknown:
+        raise ValueError(f"methods: unknown {unknown}; registered methods are {list_methods()}")
     newest: dict[tuple[str, str, str], RunInfo] = {}
     for info in find_runs(profile=profile, root=root):  # newest first
         method = info.record.get("method", "")
