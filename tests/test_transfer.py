@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from reidlab.evaluation.method_ranking import describe_ranking, rank_methods
-from reidlab.methods import run
+from reidlab.methods import load_run, run
 from reidlab.methods import transfer as tr
 from reidlab.reproduce.compare import beside_seeds
 
@@ -50,7 +50,7 @@ def test_transfer_matrix_evaluates_every_target_and_caches(runs_root, monkeypatc
 
 
 def test_a_changed_model_file_invalidates_the_cache(runs_root):
-    trained = tr.load_run(tr.matrix_runs("smoke", root=runs_root)[0])
+    trained = load_run(tr.matrix_runs("smoke", root=runs_root)[0])
     first = tr.transfer_row(trained, "synth_duke", device="cpu")
     cache = trained.run_dir / "transfer" / "synth_duke-mini-noflip.json"
     saved = json.loads(cache.read_text())
@@ -61,7 +61,7 @@ def test_a_changed_model_file_invalidates_the_cache(runs_root):
 
 def test_load_run_refuses_a_folder_without_a_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="no run.json"):
-        tr.load_run(tmp_path)
+        load_run(tmp_path)
 
 
 def _row(method, source, target, mAP, variant="", setting="cross-domain"):

@@ -36,7 +36,7 @@ from reidlab.engine import (
 from reidlab.engine.checkpoint import load_latest_checkpoint
 from reidlab.engine.config import changed_settings
 from reidlab.engine.distributed import is_main_process
-from reidlab.engine.runs import git_commit, locked, write_run_record
+from reidlab.engine.runs import RunInfo, git_commit, locked, write_run_record
 from reidlab.engine.stages import Resume, check_resumable, plain
 from reidlab.evaluation import RankResult
 from reidlab.methods.registry import Method, check_preset, get_method, get_preset
@@ -51,7 +51,7 @@ class MethodRun:
     preset: Any
     dataset: Any
     run_dir: Path
-    model: nn.Module
+    model: nn.Module | None
     metrics: dict[str, Any] = field(default_factory=dict)
     rank: RankResult | None = None
     train: TrainResult | None = None
@@ -129,6 +129,22 @@ def recorded_preset(record: dict[str, Any]) -> Any:
     """The preset a run recorded in its ``run.json``, typed again (``get_preset`` under its method and profile)."""
     fields = {k: v for k, v in (record.get("preset") or {}).items() if k != "profile"}
     return get_preset(record["method"], record["profile"], **fields)
+
+
+def load_run(info: Any, *, with_model: bool = True) -> MethodRun:
+    """A finished run rebuilt from its folder (a ``RunInfo`` or a path): the recorded preset, typed again, and the
+    trained model (``with_model=False``: ``model`` is None, for callers that may not need it)."""
+    if isinstance(info, RunInfo):
+        path, record = info.path, info.record
+    else:
+        path, record = Path(info), read_run_record(info)
+        if record is None:
+            raise FileNotFoundError(f"{path}: no run.json; expected a finished run folder")
+    if record.get("status") != "finished" or not (path / "model.pt").is_file():
+        raise ValueError(f"{path}: not a finished run (status {record.get('status')!r}, model.pt missing?)")
+    model = load_trained_model(path / "model.pt") if with_model else None
+    return MethodRun(record["method"], recorded_preset(record), None, path, model,
+                     dict(record.get("metrics") or {}), reused=True, record=record)  # fmt: skip
 
 
 def recorded_method(run_dir: Path) -> str | None:

@@ -1,11 +1,12 @@
 """Every trained run on every target domain: the lab's cross-domain matrix (notebook 08).
 
-A run found in the registry (:func:`~reidlab.engine.runs.find_runs`) is rebuilt with its recorded preset
-(:func:`load_run`) and ranks each target's test split with its method's test distance, under one evaluation
-setting for the whole matrix (protocol, AP flavour and flip TTA stated in every row). Each (run, target,
-setting) result is cached in the run folder (``transfer/<target>-<size>-<flip>.json``, keyed on the model
-file's size and time), so a second pass costs nothing and a retrained run is evaluated afresh. Cross-modality
-runs (IV-ReID, and BoT at its budget) are scored on their own modality pair (:func:`cross_modality_rows`).
+A run found in the registry (:func:`~reidlab.engine.runs.find_runs`) is rebuilt from its folder
+(:func:`~reidlab.methods.run.load_run`; the model only when a cell is not cached) and ranks each target's test
+split with its method's test distance, under one evaluation setting for the whole matrix (protocol, AP flavour and
+flip TTA stated in every row). Each (run, target, setting) result is cached in the run folder
+(``transfer/<target>-<size>-<flip>.json``, keyed on the model file's size and time), so a second pass costs
+nothing and a retrained run is evaluated afresh. Cross-modality runs (IV-ReID, and BoT at its budget) are scored on
+their own modality pair (:func:`cross_modality_rows`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from reidlab.engine.runs import RunInfo, find_runs, read_run_record
+from reidlab.engine.checkpoint import load_trained_model
+from reidlab.engine.runs import RunInfo, find_runs
 from reidlab.io import atomic_write_text
 from reidlab.methods.registry import get_method, get_preset, list_methods
-from reidlab.methods.run import MethodRun, evaluate_method, load_method_dataset, recorded_preset
+from reidlab.methods.run import MethodRun, evaluate_method, load_method_dataset, load_run
 
 #: The smoke profile's domains: the Market-, Duke-, CUHK03- and MSMT-like worlds (RandPerson-like: source only).
 SMOKE_TARGETS = ("synth_market", "synth_duke", "synth_cuhk03_np", "synth_msmt")
@@ -101,25 +103,6 @@ def matrix_runs(profile: str, *, methods: Iterable[str] | None = None, include_a
     return sorted(newest.values(), key=lambda i: (i.record["method"], i.record.get("dataset", ""), variant_label(i)))
 
 
-def load_run(info: RunInfo | str | Path) -> MethodRun:
-    """A finished run rebuilt from its folder: the recorded preset (typed again) and the trained model."""
-    from reidlab.engine.checkpoint import load_trained_model
-
-    if not isinstance(info, RunInfo):
-        path = Path(info)
-        record = read_run_record(path)
-        if record is None:
-            raise FileNotFoundError(f"{path}: no run.json; expected a finished run folder")
-        info = RunInfo(path, record)
-    record = info.record
-    if record.get("status") != "finished" or not (info.path / "model.pt").is_file():
-        raise ValueError(f"{info.path}: not a finished run (status {record.get('status')!r}, model.pt missing?)")
-    preset = recorded_preset(record)
-    model = load_trained_model(info.path / "model.pt")
-    return MethodRun(record["method"], preset, None, info.path, model, dict(record.get("metrics") or {}),
-                     reused=True, record=record)  # fmt: skip
-
-
 def _model_stamp(run_dir: Path) -> list[float]:
     stat = (run_dir / "model.pt").stat()
     return [stat.st_size, stat.st_mtime]
@@ -174,6 +157,8 @@ def transfer_row(trained: MethodRun, target: str, *, flip: bool = False, device:
         data = load_method_dataset(trained.preset.replace(dataset=target))
         if not (data.query and data.gallery):
             raise NoTestSplit(f"target {target!r} has no query / gallery split (a training-only world)")
+        if trained.model is None:  # loaded only when a cell is not cached
+            trained.model = load_trained_model(trained.run_dir / "model.pt")
         cameras = 1 + max(s.camid for s in [*data.query, *data.gallery])
         with sie_for_target(trained.model, cameras) as note:
             rank = evaluate_method(trained.method, trained.model, data, trained.preset, flip=flip, device=device)
@@ -232,7 +217,7 @@ def transfer_matrix(
 
     rows, training_only = [], set()
     for info in tqdm(runs, desc="runs", unit="run", disable=not progress):
-        trained = load_run(info)
+        trained = load_run(info, with_model=False)
         own = [trained.preset.dataset] if in_domain and trained.preset.dataset not in targets else []
         for target in [*own, *targets]:
             if target in training_only:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from reidlab.data import ReIDDataset, build_test_transform
-from reidlab.engine import load_trained_model, seed_everything
+from reidlab.engine import seed_everything
 from reidlab.engine.runs import RunInfo, find_runs, read_run_record
 from reidlab.evaluation import RankResult, compute_distance
 from reidlab.methods import (
@@ -29,7 +29,7 @@ from reidlab.methods import (
     get_method,
     list_methods,
     load_method_dataset,
-    recorded_preset,
+    load_run,
 )
 from reidlab.preprocessing import Preprocessing, get_preprocessing
 from reidlab.profiles import get_profile
@@ -192,11 +192,10 @@ def rank_view(
 
 def load_run_view(info: RunInfo, *, device: torch.device | str | None = None) -> RunView:
     """A finished run's trained model ranking its test split (see the module docstring)."""
-    preset = recorded_preset(info.record)
-    dataset, note = evaluation_split(preset)
-    model = load_trained_model(info.path)
-    return rank_view(run_label(info), info.record["method"], preset, model, dataset, device=device, note=note,
-                     info=info)  # fmt: skip
+    trained = load_run(info)
+    dataset, note = evaluation_split(trained.preset)
+    return rank_view(run_label(info), trained.method, trained.preset, trained.model, dataset, device=device,
+                     note=note, info=info)  # fmt: skip
 
 
 def initial_view(view: RunView, *, device: torch.device | str | None = None) -> RunView:
