@@ -19,8 +19,11 @@ listing what differs (``strict=False`` loads the matching part with a warning). 
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -56,6 +59,7 @@ KNOWN_WEIGHT_FILES: dict[str, tuple[str, ...]] = {
 _EXTENSIONS = (".safetensors", ".pth", ".pt", ".bin")
 _warned: set[str] = set()
 _announced: set[tuple[str, str]] = set()
+_recorders: list[dict[str, dict[str, object]]] = []
 
 
 def candidate_files(name: str) -> list[str]:
@@ -75,8 +79,68 @@ def _announce(name: str, path: Path, source: str) -> None:
         print(f"weights for {name!r}: {path} ({source})", file=sys.stderr)
 
 
+def weights_identity(path: Path | None) -> str:
+    """What a resolution gave, comparable across machines: ``"random initialisation"``, or the file's name
+    (``lab/<name>.safetensors`` for the lab's), its size and, for lab weights, the SHA-256 of their card."""
+    if path is None:
+        return "random initialisation"
+    label = f"{LAB_FOLDER}/{path.name}" if path.parent.name == LAB_FOLDER else path.name
+    label += f" ({path.stat().st_size} bytes"
+    card = path.with_suffix(".json")
+    if path.parent.name == LAB_FOLDER and card.is_file():
+        try:
+            label += f", sha256 {str(json.loads(card.read_text()).get('sha256', '?'))[:16]}"
+        except (OSError, ValueError):
+            label += ", unreadable card"
+    return label + ")"
+
+
+@contextmanager
+def recording_resolutions() -> Iterator[dict[str, dict[str, object]]]:
+    """Collects every weight resolution made inside the block: ``{name: {"pretrained": value, "weights":
+    weights_identity(...)}}``; :func:`changed_resolutions` later says whether the same calls resolve the same."""
+    found: dict[str, dict[str, object]] = {}
+    _recorders.append(found)
+    try:
+        yield found
+    finally:
+        _recorders.remove(found)
+
+
+def changed_resolutions(recorded: dict[str, dict[str, object]], folder: str | Path | None = None) -> dict[str, tuple]:
+    """``{name: (then, now)}`` for each recorded resolution that would now give other weights (a lab or release
+    file made, replaced or removed since)."""
+    root = Path(folder) if folder is not None else weights_dir()
+    changed = {}
+    for name, entry in recorded.items():
+        now = weights_identity(_locate(name, entry.get("pretrained", "auto"), root))  # type: ignore[arg-type]
+        if now != entry.get("weights"):
+            changed[name] = (entry.get("weights"), now)
+    return changed
+
+
+def _locate(name: str, pretrained: Pretrained, root: Path) -> Path | None:
+    """The file ``resolve_weights`` takes, or ``None``: no message, warning or error."""
+    if pretrained is False:
+        return None
+    lab = lab_weight_file(name, root)
+    if pretrained == "lab":
+        return lab if lab.is_file() else None
+    for file_name in candidate_files(name):
+        if (root / file_name).is_file():
+            return root / file_name
+    return lab if pretrained == "auto" and lab.is_file() else None
+
+
 def resolve_weights(name: str, pretrained: Pretrained = "auto", folder: str | Path | None = None) -> Path | None:
     """Path of the weight file for ``name`` (see the module docstring), or ``None`` for random initialisation."""
+    path = _resolve(name, pretrained, folder)
+    for found in _recorders:
+        found[name] = {"pretrained": pretrained, "weights": weights_identity(path)}
+    return path
+
+
+def _resolve(name: str, pretrained: Pretrained, folder: str | Path | None) -> Path | None:
     if pretrained not in (True, False, "auto", "lab"):
         raise ValueError(f"pretrained must be True, False, 'auto' or 'lab', got {pretrained!r}")
     if pretrained is False:
@@ -107,7 +171,7 @@ def resolve_weights(name: str, pretrained: Pretrained = "auto", folder: str | Pa
         return lab
     if name not in _warned:
         _warned.add(name)
-        warnings.warn(f"{message} and no lab weights ({make}); using random initialisation", stacklevel=2)
+        warnings.warn(f"{message} and no lab weights ({make}); using random initialisation", stacklevel=3)
     return None
 
 

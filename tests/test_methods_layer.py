@@ -160,6 +160,26 @@ def test_a_run_folder_is_never_silently_overwritten(fake, tmp_path):
     assert again.train is not None and not list(first.run_dir.glob(".*.tmp"))
 
 
+def test_reuse_is_refused_when_the_pretrained_weights_would_now_be_others(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("REIDLAB_WEIGHTS", str(tmp_path / "weights"))
+    settings = {**SMALL, "pretrained": "auto"}
+    first = run("bot", data=fake, **settings)  # random initialisation: no weight file anywhere
+    assert first.record["initialisation"] == {"resnet18": {"pretrained": "auto", "weights": "random initialisation"}}
+    assert run("bot", data=fake, reuse=True, **settings).reused  # nothing changed
+    from safetensors.torch import save_file
+
+    from reidlab.weights import lab_weight_file
+
+    lab = lab_weight_file("resnet18")
+    lab.parent.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in first.model.backbone.state_dict().items()}, str(lab))
+    with pytest.raises(RunFolderError, match=r"resnet18: trained from random initialisation, now lab/resnet18"):
+        run("bot", data=fake, reuse=True, **settings)
+    again = run("bot", data=fake, overwrite=True, **settings)
+    assert again.record["initialisation"]["resnet18"]["weights"].startswith("lab/resnet18.safetensors (")
+    assert run("bot", data=fake, reuse=True, **settings).reused
+
+
 def test_resume_needs_a_run_and_refuses_changed_settings(fake, tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing to resume: run folder .* does not exist"):
         run("bot", data=fake, resume=True, name="typo", **SMALL)

@@ -83,7 +83,7 @@ TINY = dict(epochs=2, max_iters_per_epoch=2, batch_p=4, batch_k=2, progress=Fals
             checkpoint_every=1)  # fmt: skip
 
 
-@pytest.mark.parametrize("model", ["vit_tiny_d6_patch16", "clip_tiny_synth"])
+@pytest.mark.parametrize("model", ["resnet18", "vit_tiny_d6_patch16", "clip_tiny_synth"])
 def test_the_same_command_gives_the_same_weights_and_they_load(lab_folders, model):
     world = load_dataset("synth_market", size="mini")
     first = pretrain(model, dataset=world, run_dir=lab_folders / "a", **TINY)
@@ -92,13 +92,32 @@ def test_the_same_command_gives_the_same_weights_and_they_load(lab_folders, mode
     assert second.card["fingerprint"] == digest  # the file's bytes may differ: metadata key order
     card = json.loads(lab_weight_file(model).with_suffix(".json").read_text())
     assert card["world"]["name"] == "synth_market" and card["epochs"] == 2 and card["dtype"] == "float16"
-    assert {"loss"} <= set(card["final_losses"]) and card["preprocessing"]["image_size"] == [128, 64]
+    size = list(get_pretrain_preset(model).image_size)
+    assert {"loss"} <= set(card["final_losses"]) and card["preprocessing"]["image_size"] == size
     loaded = load_lab_backbone(model, "lab")
     trained = first.backbone.state_dict()
     for key, value in loaded.state_dict().items():
         assert torch.allclose(value.float(), trained[key].half().float()), key
     with pytest.raises(FileExistsError, match="already holds other lab weights"):
         pretrain(model, dataset=world, run_dir=lab_folders / "c", **{**TINY, "lr": 1e-2})
+
+
+def test_lab_resnet18_weights_initialise_every_resnet_method(lab_folders):
+    """BoT, MuDeep v2 and IV-ReID take the lab ResNet-18 through ``pretrained="lab"`` (and ``"auto"``)."""
+    from reidlab.models.bot import bot_resnet18
+    from reidlab.models.ivreid import ivreid_resnet18
+    from reidlab.models.mudeep_v2 import mudeep_v2_resnet18
+    from reidlab.weights import load_state_dict
+
+    world = load_dataset("synth_market", size="mini")
+    result = pretrain("resnet18", dataset=world, run_dir=lab_folders / "r18", **TINY)
+    lab = load_state_dict(result.weights)
+    for build in (bot_resnet18, ivreid_resnet18, mudeep_v2_resnet18):
+        model = build(num_classes=5, pretrained="auto")
+        trunk = getattr(model, "backbone", None) or model.trunk
+        assert trunk.pretrained_weights["source"] == "lab", build.__name__
+        assert torch.equal(trunk.conv1.weight, lab["conv1.weight"].float()), build.__name__
+        assert torch.equal(trunk.layer3[0].bn1.running_var, lab["layer3.0.bn1.running_var"].float())
 
 
 def test_bad_names_and_files_are_clear_errors(lab_folders):

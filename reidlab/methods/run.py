@@ -41,6 +41,7 @@ from reidlab.engine.stages import Resume, check_resumable, plain
 from reidlab.evaluation import RankResult
 from reidlab.methods.registry import Method, check_preset, get_method, get_preset
 from reidlab.preprocessing import Preprocessing, attach_preprocessing
+from reidlab.weights import changed_resolutions, recording_resolutions
 
 
 @dataclass
@@ -164,6 +165,13 @@ def _reuse(m: Method, preset: Any, dataset: Any, run_dir: Path, record: dict[str
             f"run folder {run_dir} holds a finished {m.name} run with other settings ({listing}); pass "
             "overwrite=True to replace it or name=... for a new run"
         )
+    moved = changed_resolutions(record.get("initialisation") or {})
+    if moved:
+        listing = "; ".join(f"{k}: trained from {a}, now {b}" for k, (a, b) in moved.items())
+        raise RunFolderError(
+            f"run folder {run_dir} holds a finished {m.name} run whose pretrained weights would now resolve to "
+            f"other files ({listing}); pass overwrite=True to retrain from them or name=... for a new run"
+        )
     model = load_trained_model(run_dir / "model.pt")
     rank = None
     if is_main_process():
@@ -221,7 +229,8 @@ def run(
         if reuse and not overwrite and record is not None and record.get("status") == "finished":
             return _reuse(m, preset, dataset, run_dir, record)
         seed_everything(preset.seed)
-        model, loss = build_model(m, preset, dataset)
+        with recording_resolutions() as initialisation:
+            model, loss = build_model(m, preset, dataset)
         stages = m.stages(preset, dataset, model, loss) if m.stages is not None else [
             standard_stage(preset, loss, dataset, forward_fn=m.forward, batch_fields=m.batch_fields)
         ]  # fmt: skip
@@ -232,7 +241,8 @@ def run(
             **meta, "name": name, "status": "finished" if trained.completed else "stopped",
             "stages": [s.name for s in stages], "preset": plain(preset.as_dict()),
             "preprocessing": model.preprocessing.as_dict(), "distance": m.distance.metric,
-            "pretrained": pretrained_record(model), "epochs": len(trained.history),
+            "pretrained": pretrained_record(model), "initialisation": initialisation,
+            "epochs": len(trained.history),
             "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
             "train_seconds": round(sum(trained.history.get("seconds", [])), 1) if len(trained.history) else 0.0,
             "git_commit": git_commit(), "torch": torch.__version__, "device": str(device),

@@ -108,7 +108,7 @@ def run_checks(name: str, backbone: nn.Module, random_backbone: nn.Module, *, wo
 
 
 #: The method whose smoke run measures what a backbone's lab weights are worth after fine-tuning.
-FINETUNE_CHECKS = {"vit_tiny_d6_patch16": "transreid"}
+FINETUNE_CHECKS = {"vit_tiny_d6_patch16": "transreid", "resnet18": "bot"}
 
 
 def finetune_check(name: str, *, device: torch.device | str = "cpu") -> dict[str, Any]:
