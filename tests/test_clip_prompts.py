@@ -76,13 +76,14 @@ def test_text_deep_prompts_overwrite_positions_one_to_n():
 
 
 def test_visual_prompts_are_appended_and_replaced_per_block():
+    torch.manual_seed(0)
     model = clip_reid_tiny(num_classes=3, pretrained=False, visual_prompts=2, text_prompts=2).eval()
     enc = model.image_encoder
     x = torch.randn(2, 3, 128, 64)
     assert enc.embed(x).shape[1] == 1 + 32 + 2 and enc.prompt_deep.shape == (3, 2, 192)
     before = enc(x)["f"]
-    with torch.no_grad():
-        enc.prompt_deep[2].add_(1.0)  # the prompts at the input of the last block only
+    with torch.no_grad():  # the prompts at the input of the last block only (not a constant: LayerNorm removes it)
+        enc.prompt_deep[2].add_(torch.randn_like(enc.prompt_deep[2]))
     after = enc(x)
     assert not torch.allclose(before, after["f"])
     names = {n for n, _ in model.prompt_parameters()}

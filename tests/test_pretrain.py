@@ -92,6 +92,8 @@ def test_the_same_command_gives_the_same_weights_and_they_load(lab_folders, mode
     assert second.card["fingerprint"] == digest  # the file's bytes may differ: metadata key order
     card = json.loads(lab_weight_file(model).with_suffix(".json").read_text())
     assert card["world"]["name"] == "synth_market" and card["epochs"] == 2 and card["dtype"] == "float16"
+    assert card["command"].startswith(f"python -m reidlab.pretrain --model {model} --profile smoke -p batch_")
+    assert card["command"].endswith("-p batch_p=4 -p epochs=2 -p fast_data=False -p max_iters_per_epoch=2")
     size = list(get_pretrain_preset(model).image_size)
     assert {"loss"} <= set(card["final_losses"]) and card["preprocessing"]["image_size"] == size
     loaded = load_lab_backbone(model, "lab")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from reidlab.engine.config import changed_settings
 from reidlab.engine.runs import git_commit
 from reidlab.engine.stages import plain
 from reidlab.io import atomic_write, atomic_write_text
@@ -117,7 +119,7 @@ def export_weights(spec, preset, backbone: nn.Module, dataset, result, *, wall_s
         "final_losses": losses,
         "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()} for row in rows],
         "run_dir": str(result.run_dir) if result.run_dir else None,
-        "command": f"python -m reidlab.pretrain --model {spec.name} --profile {preset.profile}",
+        "command": _command(spec, preset),
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "git_commit": git_commit(),
         "torch": torch.__version__,
@@ -126,3 +128,17 @@ def export_weights(spec, preset, backbone: nn.Module, dataset, result, *, wall_s
     }
     write_card(target, card)
     return target, card
+
+
+def _command(spec: Any, preset: Any) -> str:
+    """The command that makes these weights: the profile plus a ``-p`` for each field set away from it."""
+    base = spec.presets[preset.profile]().as_dict() if preset.profile in spec.presets else {}
+    changed = changed_settings(plain(base), plain(preset.as_dict())) if base else {}
+    options = "".join(f" -p {shlex.quote(f'{k}={_cli_value(new)}')}" for k, (_, new) in changed.items())
+    return f"python -m reidlab.pretrain --model {spec.name} --profile {preset.profile}{options}"
+
+
+def _cli_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return str(value) if value is None or isinstance(value, bool) else json.dumps(value)

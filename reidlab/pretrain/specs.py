@@ -95,7 +95,7 @@ SPECS: dict[str, PretrainSpec] = {
             "vit_tiny_d6_patch16", "supervised", "tiny ViT (timm VisionTransformer, patch 16, width 192, depth 6)",
             _vit_tiny,
             {"smoke": _preset(model="vit_tiny_d6_patch16", profile="smoke", image_size=(128, 64), batch_p=16,
-                              epochs=4, optimizer="adamw", lr=5e-4, weight_decay=0.05, schedule="cosine",
+                              epochs=12, optimizer="adamw", lr=5e-4, weight_decay=0.05, schedule="cosine",
                               warmup_epochs=1, no_decay=("pos_embed", "cls_token"), grad_clip=1.0, padding=8),
              "full": _preset(model="vit_tiny_d6_patch16", profile="full", world_size="full", image_size=(128, 64),
                              batch_p=64, epochs=100, optimizer="adamw", lr=1e-3, weight_decay=0.05,
