@@ -8,11 +8,12 @@ STAMP := $(VENV)/.reidlab-installed
 LOCK := requirements-lock.txt
 PROFILE ?= smoke
 
-.PHONY: demo test lint unit notebooks bench-eval bench-train bench-synth clean-runs help lock
+.PHONY: demo test lint unit notebooks lab-weights bench-eval bench-train bench-synth clean-runs help lock
 
 help:
 	@echo "make demo   - set up .venv, generate the synthetic world, run every notebook (profile $(PROFILE))"
 	@echo "make test   - set up .venv, ruff check, pytest (unit tests + every notebook under papermill)"
+	@echo "make lab-weights - make the lab's ResNet-18 (not shipped; about 12 min on 2 CPU cores) for the ResNet methods"
 	@echo "make lock   - re-resolve pyproject.toml's ranges in a scratch venv and rewrite $(LOCK)"
 
 # Fails when the environment holds a package that the lock does not pin, or pins at another version
@@ -92,6 +93,11 @@ unit: $(STAMP)
 
 notebooks: $(STAMP)
 	@$(PY) -m reidlab.notebooks run --profile $(PROFILE)
+
+# The lab's ResNet-18 (22 MB, so not in git); the ViT and CLIP lab weights are shipped. Kept if it exists.
+lab-weights: $(STAMP)
+	@f=$${REIDLAB_WEIGHTS:-data/weights}/lab/resnet18.safetensors; if [ -f "$$f" ]; then echo "==> $$f exists"; \
+	  else $(PY) -m reidlab.pretrain --model resnet18; fi
 
 bench-eval: $(STAMP)
 	@$(PY) -m reidlab.bench eval
