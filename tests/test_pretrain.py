@@ -12,7 +12,7 @@ from reidlab.data.synthetic import plan_world
 from reidlab.data.synthetic.attributes import PALETTES, describe, sample_identities
 from reidlab.data.synthetic.catalog import WORLDS
 from reidlab.models.lab_clip import CompactTokenizer, create_lab_clip, default_vocabulary
-from reidlab.pretrain import PRETRAIN_WORLD, get_pretrain_preset, pretrain
+from reidlab.pretrain import PRETRAIN_WORLD, SPECS, get_pretrain_preset, pretrain, read_card
 from reidlab.pretrain.objectives import distinct_captions, multi_positive_clip_loss
 from reidlab.pretrain.run import load_lab_backbone
 from reidlab.weights import WeightFileError, lab_weight_file
@@ -143,3 +143,22 @@ def test_bad_names_and_files_are_clear_errors(lab_folders):
               metadata={"vocabulary": json.dumps([1, 2, 3])})  # fmt: skip
     with pytest.raises(ValueError, match="built on another vocabulary"):
         create_lab_clip("lab")
+
+
+@pytest.mark.parametrize("name", [n for n, spec in SPECS.items() if spec.shipped])
+def test_shipped_weights_match_their_card_and_the_command_that_makes_them(name):
+    """The committed file is the one its card describes, loads strictly, and came from today's smoke preset."""
+    from reidlab.engine.config import changed_settings
+    from reidlab.engine.stages import plain
+    from reidlab.pretrain.cards import fingerprint, sha256
+
+    card = read_card(name)
+    path = lab_weight_file(name)
+    assert path.stat().st_size < 8 * 2**20 and card["file"] == path.name and card["dtype"] == "float16"
+    assert sha256(path) == card["sha256"] and fingerprint(path) == card["fingerprint"]
+    assert card["world"] == {"name": PRETRAIN_WORLD, "size": "mini", "seed": 0, "identities": 3000, "images": 12000}
+    assert card["command"] == f"python -m reidlab.pretrain --model {name} --profile smoke"
+    assert changed_settings(card["preset"], plain(get_pretrain_preset(name).as_dict())) == {}
+    assert card["epochs"] == get_pretrain_preset(name).epochs == len(card["history"])
+    assert {"zero_shot_reid"} <= set(card["checks"])
+    load_lab_backbone(name, "lab")  # strict: every tensor of the architecture, nothing else
