@@ -9,8 +9,8 @@ and their ``smoke`` / ``full`` presets.
 * ``clip_tiny_synth`` — the lab's small open_clip CLIP (:mod:`reidlab.models.lab_clip`) on the world's
   one-sentence descriptions; shipped (fp16, 5.7 MB).
 
-``smoke`` presets are sized for the 2-core CPU machine on the mini pretraining world (measured on an idle
-machine: ResNet-18 12 minutes, ViT 11, CLIP 31); ``full`` presets are for a GPU on the full world (160,000 images).
+``smoke`` presets are sized for the 2-core CPU machine on the mini pretraining world: 12 epochs each, about 12
+(ResNet-18), 15 (ViT) and 13 (CLIP) minutes; ``full`` presets are for a GPU on the full world (160,000 images).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ SPECS: dict[str, PretrainSpec] = {
         PretrainSpec(
             "clip_tiny_synth", "contrastive", "small open_clip CLIP on the world's descriptions", _lab_clip,
             {"smoke": _preset(model="clip_tiny_synth", profile="smoke", image_size=(128, 64), batch_p=32, batch_k=2,
-                              epochs=4, optimizer="adamw", lr=5e-4, weight_decay=0.1, schedule="cosine",
+                              epochs=12, optimizer="adamw", lr=5e-4, weight_decay=0.1, schedule="cosine",
                               warmup_epochs=1, no_decay=("positional_embedding", "class_embedding", "logit_scale",
                                                          "token_embedding"), grad_clip=1.0, padding=8,
                               normalization="clip", erasing_p=0.0),
