@@ -143,22 +143,21 @@ def resolve_weights(name: str, pretrained: Pretrained = "auto", folder: str | Pa
 def _resolve(name: str, pretrained: Pretrained, folder: str | Path | None) -> Path | None:
     if pretrained not in (True, False, "auto", "lab"):
         raise ValueError(f"pretrained must be True, False, 'auto' or 'lab', got {pretrained!r}")
+    root = Path(folder) if folder is not None else weights_dir()
+    path, lab = _locate(name, pretrained, root), lab_weight_file(name, root)
     if pretrained is False:
         return None
-    root = Path(folder) if folder is not None else weights_dir()
-    lab = lab_weight_file(name, root)
+    card = lab.with_suffix(".json").name
     make = f"make them with `python -m reidlab.pretrain --model {name}`"
-    if pretrained == "lab":
-        if not lab.is_file():
-            raise FileNotFoundError(f"no lab weights for {name!r}: {lab} is missing; {make}")
-        _announce(name, lab, "the lab's synthetic pretraining; card " + lab.with_suffix(".json").name)
-        return lab
-    for file_name in candidate_files(name):
-        path = root / file_name
-        if path.is_file():
-            if pretrained == "auto":
-                _announce(name, path, "release weights")
-            return path
+    if pretrained == "lab" and path is None:
+        raise FileNotFoundError(f"no lab weights for {name!r}: {lab} is missing; {make}")
+    if path is not None:
+        if path != lab and pretrained == "auto":
+            _announce(name, path, "release weights")
+        elif path == lab:
+            prefix = "" if pretrained == "lab" else "no release file; "
+            _announce(name, lab, f"{prefix}the lab's synthetic pretraining; card {card}")
+        return path
     expected = ", ".join(candidate_files(name)[:4])
     message = f"no pretrained weights for {name!r} in {root} (expected one of: {expected})"
     if pretrained is True:
@@ -166,9 +165,6 @@ def _resolve(name: str, pretrained: Pretrained, folder: str | Path | None) -> Pa
             f"{message}. Put the file there or set REIDLAB_WEIGHTS to the folder holding it; "
             "reidlab never downloads weights at run time (pretrained='lab' takes the lab's own weights)."
         )
-    if lab.is_file():
-        _announce(name, lab, "no release file; the lab's synthetic pretraining, card " + lab.with_suffix(".json").name)
-        return lab
     if name not in _warned:
         _warned.add(name)
         warnings.warn(f"{message} and no lab weights ({make}); using random initialisation", stacklevel=3)
